@@ -1,0 +1,39 @@
+"""Small helpers shared by the command modules: sizes, progress bars, atomic output."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+from ..errors import Libp2piaError
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+          "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """Parse ``10MiB``, ``10MB``, ``2.5GiB`` or a plain byte count into bytes."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise Libp2piaError(f"not a size: {text!r} (examples: 10MiB, 512KiB, 1000000)")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value <= 0:
+        raise Libp2piaError(f"size must be positive: {text!r}")
+    return value
+
+
+def progress(total: int, desc: str, unit: str = "B") -> Any:
+    """A tqdm progress bar on a terminal, a silent stand-in otherwise."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, unit_divisor=1024,
+                disable=not sys.stderr.isatty(), leave=False)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} TiB"
