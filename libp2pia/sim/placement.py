@@ -1,14 +1,13 @@
 """Placement of R replicas per fragment over peers, vectorised.
 
 Rule (the plan's stability rule, §5.3): always-active fragments go to the most
-stable peers first; conditional (routed expert) fragments fill the rest. Load is
-spread before it is stacked: every peer's first storage slot is used before any
-peer's second one. A storage slot is one plan fragment limit (10 MiB), so a
+stable peers first (stacking several on a desktop rather than spilling to
+laptops); conditional (routed expert) fragments fill the rest, spread before
+stacked: every peer's first storage slot is used before any second one. A storage slot is one plan fragment limit (10 MiB), so a
 phone with a 10 MiB budget holds exactly one fragment.
 
-Concretely the slots are ordered by (slot index within the peer, stability
-descending, random) and the replicas by (always first, replica number,
-fragment); replica i goes to slot i. Two replicas of one fragment landing on
+Concretely the replicas are ordered by (always first, replica number,
+fragment) and the slots as :func:`fill_order` says; replica i goes to slot i. Two replicas of one fragment landing on
 the same peer are then rare; the few that do are swapped with random replicas
 of the same class until no fragment has two replicas on one peer.
 """
@@ -46,18 +45,34 @@ class Placement:
         return np.bincount(self.peer[self.placed], minlength=self.n_peers)
 
 
-def slot_order(peers: Peers, slot_bytes: int, rng: np.random.Generator,
-               eligible: np.ndarray | None = None) -> np.ndarray:
-    """Peer id of every storage slot, in the order placement fills them."""
-    slots = np.maximum(peers.storage // max(int(slot_bytes), 1), 1)
+def slots(peers: Peers, slot_bytes: int, eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every storage slot as (owner peer, index of the slot within its peer)."""
+    n_slots = np.maximum(peers.storage // max(int(slot_bytes), 1), 1)
     if eligible is not None:
-        slots = np.where(eligible, slots, 0)
-    owner = np.repeat(np.arange(peers.n, dtype=np.int32), slots)
-    # index of each slot within its peer: position minus the peer's first position
-    start = np.repeat(np.cumsum(slots) - slots, slots)
-    j = np.arange(owner.size) - start
-    order = np.lexsort((rng.random(owner.size), -peers.stability[owner], j))
-    return owner[order]
+        n_slots = np.where(eligible, n_slots, 0)
+    owner = np.repeat(np.arange(peers.n, dtype=np.int32), n_slots)
+    start = np.repeat(np.cumsum(n_slots) - n_slots, n_slots)
+    return owner, np.arange(owner.size) - start
+
+
+def fill_order(peers: Peers, slot_bytes: int, n_always: int, rng: np.random.Generator,
+               eligible: np.ndarray | None = None) -> np.ndarray:
+    """Owner of each slot in filling order: ``n_always`` most-stable slots, then spread-first.
+
+    Always-active replicas take slots by (stability descending, slot index): the
+    most stable peers, stacked only once every one of them holds one. The rest
+    go by (slot index, stability descending): every peer's first slot before any
+    second one.
+    """
+    owner, j = slots(peers, slot_bytes, eligible)
+    noise = rng.random(owner.size)
+    stab = peers.stability[owner]
+    first = np.lexsort((noise, j, -stab))[:n_always]
+    rest = np.ones(owner.size, bool)
+    rest[first] = False
+    idx = np.flatnonzero(rest)
+    second = idx[np.lexsort((noise[idx], -stab[idx], j[idx]))]
+    return owner[np.concatenate([first, second])]
 
 
 def place(plan: PlanArrays, peers: Peers, replication: int, rng: np.random.Generator,
@@ -74,10 +89,10 @@ def place(plan: PlanArrays, peers: Peers, replication: int, rng: np.random.Gener
     # replica-major within each class: r0 of every fragment, then r1, ...
     frag = np.concatenate([np.tile(always_ids, ra), np.tile(cond_ids, replication)])
     is_always = np.concatenate([np.ones(always_ids.size * ra, bool), np.zeros(cond_ids.size * replication, bool)])
-    slots = slot_order(peers, plan.max_fragment_bytes, rng, eligible)
+    order = fill_order(peers, plan.max_fragment_bytes, always_ids.size * ra, rng, eligible)
     peer = np.full(frag.size, -1, np.int32)
-    m = min(frag.size, slots.size)
-    peer[:m] = slots[:m]
+    m = min(frag.size, order.size)
+    peer[:m] = order[:m]
     _repair_duplicates(frag, peer, is_always, rng)
     return Placement(frag=frag, peer=peer, n_fragments=plan.n, n_peers=peers.n)
 
