@@ -95,10 +95,15 @@ class PlanArrays:
         return out
 
 
+# GGUF key suffix -> the flat name libp2pia.gguf.hparams uses for it
+_HPARAM_ALIASES = {"block_count": "n_layer", "expert_count": "n_expert", "expert_used_count": "n_expert_used",
+                   "embedding_length": "n_embd"}
+
+
 def _hparam(hparams: Mapping[str, Any], suffix: str, default: int) -> int:
-    """Read an architecture hyper-parameter whatever its prefix (``deepseek2.expert_count``...)."""
+    """Read a hyper-parameter by its flat name (``n_expert``) or GGUF key (``deepseek2.expert_count``)."""
     for key, value in hparams.items():
-        if key == suffix or key.endswith("." + suffix):
+        if key in (suffix, _HPARAM_ALIASES.get(suffix)) or key.endswith("." + suffix):
             try:
                 return int(value)
             except (TypeError, ValueError):
