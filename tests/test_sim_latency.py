@@ -87,3 +87,17 @@ def test_seconds_grow_with_round_trip_time() -> None:
     s = [run(p, Config(replication=2, seed=1, rtt_scale=k, latency_tokens=8))["latency"]["mean_s_per_token"]
          for k in (0.1, 1.0, 3.0)]
     assert s[0] < s[1] < s[2]
+
+
+def test_super_node_takes_the_fan_out_off_the_client_link() -> None:
+    from dataclasses import replace
+
+    p = plan_arrays(toy_plan(layers=6, experts=8, top_k=2, attention_frags=8, frags_per_expert=4, hidden=4096))
+    direct = Config(replication=2, network="mobile", seed=1, latency_tokens=8)
+    via = replace(direct, latency=LatencyParams(supernode_mbps=1000.0))
+    a, b = run(p, direct)["latency"], run(p, via)["latency"]
+    # the client now uploads one activation per phase (the embedding request is a token id)
+    assert b["client_upload_mb_per_token"] == pytest.approx(
+        ((b["phases_per_token"] - 1) * 4096 * 4 + 16) / 1e6)
+    assert a["client_upload_mb_per_token"] > 10 * b["client_upload_mb_per_token"]
+    assert b["mean_s_per_token"] < a["mean_s_per_token"]

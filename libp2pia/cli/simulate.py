@@ -45,6 +45,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--client-holds", default="core,router",
                    help="roles the client computes itself instead of calling peers (default core,router; "
                         "add attn_shared to run MLA's shared projections locally)")
+    p.add_argument("--supernode-mbps", type=float, default=None,
+                   help="fan out through a super node with this symmetric bandwidth (Mbit/s) instead of "
+                        "from the client (the plan's super nodes)")
     p.add_argument("--uniform-storage", default=None,
                    help="give every peer this storage budget (e.g. 10MiB) instead of per-class budgets")
     p.add_argument("--tokens", type=int, default=64, help="tokens simulated for the latency figures")
@@ -69,6 +72,7 @@ def _config(args: argparse.Namespace) -> Any:
     if args.replication < 1 or (args.peers is not None and args.peers < 1):
         raise Libp2piaError("--replication and --peers must be at least 1")
     lat = replace(LatencyParams(), activation_bytes=args.activation_bytes, client_weight_bps=args.weight_gbps * 1e9,
+                  supernode_mbps=args.supernode_mbps,
                   client_roles=tuple(r.strip() for r in args.client_holds.split(",") if r.strip()))
     return Config(peers=args.peers, replication=args.replication, always_replication=args.always_replication,
                   fail=args.fail, network=args.network, seed=args.seed, routing_skew=args.routing_skew,

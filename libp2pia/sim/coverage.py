@@ -84,22 +84,22 @@ def route(popularity: np.ndarray, layers: np.ndarray, n_tokens: int, top_k: int,
     """Sample each token's expert ranking (Gumbel-top-k on the prior) and pick the top-k available.
 
     Returns ``chosen`` (n_tokens, len(layers), top_k) expert ids, -1 where fewer than
-    top_k are available, and ``degraded`` (n_tokens, len(layers)) True where an
-    originally chosen expert was unavailable and was replaced.
+    top_k are available, and ``replaced`` (n_tokens, len(layers)): how many of the
+    originally chosen experts were unavailable and replaced (0 = not degraded).
     """
     n_exp = popularity.shape[1]
     keys = np.log(popularity[layers][None, :, :] + 1e-300).astype(np.float32) - np.log(
         -np.log(rng.random((n_tokens, layers.size, n_exp), dtype=np.float32) + np.float32(1e-12)))
     ideal = np.argpartition(-keys, top_k - 1, axis=2)[:, :, :top_k]
     if expert_ok is None:
-        return ideal, np.zeros((n_tokens, layers.size), bool)
+        return ideal, np.zeros((n_tokens, layers.size), np.int64)
     ok = expert_ok[layers][None, :, :]
     keys = np.where(ok, keys, -np.inf)
     chosen = np.argpartition(-keys, top_k - 1, axis=2)[:, :, :top_k]
     valid = np.take_along_axis(keys, chosen, axis=2) > -np.inf
     chosen = np.where(valid, chosen, -1)
     ideal_ok = np.take_along_axis(np.broadcast_to(ok, keys.shape), ideal, axis=2)
-    return chosen, ~ideal_ok.all(axis=2)
+    return chosen, (~ideal_ok).sum(axis=2)
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class TokenCoverage:
     clean: float        # fraction of tokens served without degradation
     degraded: float     # served with at least one replaced expert
     none: float         # not served at all
-    replaced_per_token: float   # mean number of (layer, expert) replacements per served token
+    replaced_per_token: float   # mean number of replaced (layer, expert) choices per served token
 
 
 def token_coverage(plan: PlanArrays, avail: Availability, popularity: np.ndarray, n_tokens: int,
@@ -120,10 +120,9 @@ def token_coverage(plan: PlanArrays, avail: Availability, popularity: np.ndarray
         return TokenCoverage(1.0, 0.0, 0.0, 0.0)
     if (~avail.expert_ok[layers].any(axis=1)).any():
         return TokenCoverage(0.0, 0.0, 1.0, 0.0)
-    chosen, degraded = route(popularity, layers, n_tokens, plan.top_k, avail.expert_ok, rng)
-    tok_deg = degraded.any(axis=1)
-    ideal_missing = degraded.sum() / n_tokens
-    return TokenCoverage(float(1 - tok_deg.mean()), float(tok_deg.mean()), 0.0, float(ideal_missing))
+    _, replaced = route(popularity, layers, n_tokens, plan.top_k, avail.expert_ok, rng)
+    tok_deg = replaced.any(axis=1)
+    return TokenCoverage(float(1 - tok_deg.mean()), float(tok_deg.mean()), 0.0, float(replaced.sum() / n_tokens))
 
 
 def uniform_clean_probability(plan: PlanArrays, avail: Availability) -> float:

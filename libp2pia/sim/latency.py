@@ -17,7 +17,9 @@ messaging). A phase lasts::
 
 which charges the client's serial work (encoding, sending, decoding, summing)
 in full — py-libp2p is CPU-bound (1.5 ms loopback round trip for 64 B) — and
-lets the peers work in parallel.
+lets the peers work in parallel. With ``supernode_mbps`` set (the plan's super
+nodes) that serial per-peer work moves to a well-connected super node and the
+client pays one round trip and one message each way per phase.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class LatencyParams:
     logits_response_bytes: int = 2048     # top candidates from a vocabulary shard, not full logits
     activation_bytes: int = 4             # float32 activations on the wire
     client_roles: tuple[str, ...] = DEFAULT_CLIENT_ROLES
+    #: Fan out through a super node (the plan's §4.3) with this symmetric bandwidth instead of from
+    #: the client: the client sends one message per phase, the super node pays the per-peer work.
+    supernode_mbps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,21 @@ class TokenLatency:
     peers: np.ndarray          # distinct peers per token
     phases: int                # network phases per token
     floor_s: float             # phases × median RTT: the design's floor
+    slowest_peer_s: np.ndarray  # per token: Σ over phases of the slowest peer's time
+    client_serial_s: np.ndarray  # per token: Σ over phases of the client's serial per-message work
+    client_compute_s: float     # per token: router (and held roles) at the client
+    upload_bytes: np.ndarray    # per token: bytes the client sends
 
     def summary(self, answers: Iterable[int] = (30, 100, 500)) -> dict[str, float]:
         s = self.seconds
         out = {"mean_s_per_token": float(s.mean()), "p50_s_per_token": float(np.median(s)),
                "p95_s_per_token": float(np.percentile(s, 95)), "fragments_per_token": float(self.fragments.mean()),
                "peers_per_token": float(self.peers.mean()), "phases_per_token": self.phases,
-               "rtt_floor_s_per_token": self.floor_s}
+               "rtt_floor_s_per_token": self.floor_s,
+               "slowest_peer_s_per_token": float(self.slowest_peer_s.mean()),
+               "client_serial_s_per_token": float(self.client_serial_s.mean()),
+               "client_compute_s_per_token": self.client_compute_s,
+               "client_upload_mb_per_token": float(self.upload_bytes.mean() / 1e6)}
         for n in answers:
             out[f"answer_{n}_tokens_s"] = float(n * s.mean())
         return out
@@ -145,21 +158,35 @@ def token_latency(plan: PlanArrays, peers: Peers, placement: Placement, alive: n
                  + msg_bytes / peers.weight_bps[m_peer] + resp / peers.up_bps[m_peer])
     client = client_link(peers.network)
     c_up, c_down = client.up_mbps * 1e6 / 8, client.down_mbps * 1e6 / 8
-    serial = params.client_msg_cpu_s + req / c_up + resp / c_down
+    hub_up, hub_down = (c_up, c_down) if params.supernode_mbps is None else (params.supernode_mbps * 1e6 / 8,) * 2
+    serial = params.client_msg_cpu_s + req / hub_up + resp / hub_down
     utp, tp_inv = np.unique(m_tp, return_inverse=True)
     ph_max = np.full(utp.size, 0.0)
     np.maximum.at(ph_max, tp_inv, peer_time)
-    ph_time = ph_max + np.bincount(tp_inv, weights=serial)
+    ph_serial = np.bincount(tp_inv, weights=serial)
+    if params.supernode_mbps is not None:
+        # client <-> super node once per phase: one request out, one summed response back
+        ph_req = np.zeros(utp.size)
+        np.maximum.at(ph_req, tp_inv, req)
+        ph_resp = np.zeros(utp.size)
+        np.maximum.at(ph_resp, tp_inv, resp)
+        ph_serial += (float(np.median(peers.rtt_s)) + params.client_msg_cpu_s + ph_req / c_up + ph_resp / c_down)
     token_of_phase = utp // n_ph
-    seconds = np.bincount(token_of_phase, weights=ph_time, minlength=n_tokens)
+    slowest = np.bincount(token_of_phase, weights=ph_max, minlength=n_tokens)
+    client_serial = np.bincount(token_of_phase, weights=ph_serial, minlength=n_tokens)
     # --- client-side compute: routers (and any held role) each token
-    seconds += _client_bytes(plan, params) / params.client_weight_bps
+    local_s = _client_bytes(plan, params) / params.client_weight_bps
+    seconds = slowest + client_serial + local_s
+    upload = np.bincount(m_tp // n_ph, weights=req, minlength=n_tokens) if params.supernode_mbps is None else \
+        np.bincount(utp // n_ph, weights=ph_req, minlength=n_tokens)
     fragments = np.bincount(tok_a, minlength=n_tokens)
     tp_peer = np.unique(tok_a.astype(np.int64) * peers.n + peer_a)
     n_peers = np.bincount(tp_peer // peers.n, minlength=n_tokens)
     phases = int(np.unique(m_phase).size)
     floor = phases * float(np.median(peers.rtt_s))
-    return TokenLatency(seconds=seconds, fragments=fragments, peers=n_peers, phases=phases, floor_s=floor)
+    return TokenLatency(seconds=seconds, fragments=fragments, peers=n_peers, phases=phases, floor_s=floor,
+                        slowest_peer_s=slowest, client_serial_s=client_serial, client_compute_s=local_s,
+                        upload_bytes=upload)
 
 
 def _local(params: LatencyParams) -> set[int]:

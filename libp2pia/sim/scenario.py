@@ -114,7 +114,7 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
     rows = []
     for r in replications:
         acc = {f: {"always_whole": 0.0, "clean": 0.0, "degraded": 0.0, "none": 0.0, "lost": 0.0,
-                   "lost_always": 0.0, "unavail_experts": 0.0} for f in fails}
+                   "lost_always": 0.0, "unavail_experts": 0.0, "replaced": 0.0, "served": 0.0} for f in fails}
         cfg = replace(base, replication=r)
         for t in range(trials):
             rng = np.random.default_rng([base.seed, r, t])
@@ -132,9 +132,13 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
                 a["lost"] += av.lost_fragments
                 a["lost_always"] += int((~av.fragment_ok & plan.always).sum())
                 a["unavail_experts"] += int((~av.expert_ok[plan.moe_layers]).sum()) if plan.n_experts else 0
+                a["replaced"] += cov.replaced_per_token
+                a["served"] += cov.none < 1.0
         for f in fails:
             row = {"replication": r, "fail": f, "peers": cfg.n_peers(plan), "trials": trials}
-            row.update({k: v / trials for k, v in acc[f].items()})
+            a = acc[f]
+            row["replaced_experts_per_served_token"] = a.pop("replaced") / a["served"] if a["served"] else None
+            row.update({k: v / trials for k, v in a.items() if k != "served"})
             row["fragment_survival_closed_form"] = 1 - f ** r
             row["always_whole_closed_form"] = (1 - f ** (base.always_replication or r)) ** int(plan.always.sum())
             rows.append(row)
