@@ -99,5 +99,5 @@ def test_super_node_takes_the_fan_out_off_the_client_link() -> None:
     # the client now uploads one activation per phase (the embedding request is a token id)
     assert b["client_upload_mb_per_token"] == pytest.approx(
         ((b["phases_per_token"] - 1) * 4096 * 4 + 16) / 1e6)
-    assert a["client_upload_mb_per_token"] > 10 * b["client_upload_mb_per_token"]
+    assert a["client_upload_mb_per_token"] > 5 * b["client_upload_mb_per_token"]
     assert b["mean_s_per_token"] < a["mean_s_per_token"]
