@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
                                       "magistral-small-2509, mixtral-8x7b")
     src.add_argument("--manifest", help="a manifest.json written by `libp2pia fragment` (or a plan --json)")
     src.add_argument("--gguf", help="plan a GGUF from its header and simulate that")
-    p.add_argument("--peers", type=int, default=None, help="number of peers (default: fragments x R, "
+    p.add_argument("--peers", type=int, default=None, help="number of peers (default: one per replica, fragments x R, "
                                                           "the plan's one-fragment-per-peer rule)")
     p.add_argument("--replication", type=int, default=3, help="replicas per fragment (default 3)")
     p.add_argument("--always-replication", type=int, default=None,

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..limits import DEFAULT_HEARTBEAT_MISSES, DEFAULT_HEARTBEAT_PERIOD_S
-from .coverage import availability, expert_popularity, token_coverage, uniform_clean_probability
+from .coverage import availability, coverage, expert_popularity
 from .peers import CLASSES, make_peers, uniform_storage
 from .placement import place
 from .plan import PlanArrays
@@ -37,7 +37,7 @@ class ChurnParams:
     hours: float = 24.0
     step_s: float = DEFAULT_HEARTBEAT_PERIOD_S
     misses: int = DEFAULT_HEARTBEAT_MISSES
-    sample_s: float = 600.0
+    sample_s: float = 120.0
     origin_bps: float = 125e6        # the publisher's seed: 1 Gbit/s, used only when no peer holds a copy
     coverage_tokens: int = 200
 
@@ -126,13 +126,8 @@ def simulate_churn(plan: PlanArrays, cfg: Any, params: ChurnParams = ChurnParams
         if step % every == 0:
             live = active & online[peer] & (ready <= t)
             av = availability(plan, np.bincount(frag[live], minlength=plan.n))
-            if cfg.routing_skew == 0 and plan.n_experts:
-                served = av.always_ok and bool(av.expert_ok[plan.moe_layers].any(axis=1).all())
-                clean = uniform_clean_probability(plan, av) if served else 0.0
-                deg = (1.0 - clean) if served else 0.0
-            else:
-                cov = token_coverage(plan, av, pop, params.coverage_tokens, rng)
-                clean, deg = cov.clean, cov.degraded
+            cov = coverage(plan, av, pop, cfg.routing_skew, params.coverage_tokens, rng)
+            clean, deg = cov.clean, cov.degraded
             series["t_s"].append(t)
             series["online_fraction"].append(float(online.mean()))
             series["fragments_without_live_replica"].append(av.lost_fragments)

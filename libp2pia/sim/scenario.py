@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .coverage import (alive_after, availability, expert_popularity, failure_ranks, live_replicas,
+from .coverage import (alive_after, availability, coverage, expert_popularity, failure_ranks, live_replicas,
                        survival_exact_fraction, token_coverage, uniform_clean_probability)
 from .latency import LatencyParams, token_latency
 from .peers import CLASSES, DEFAULT_WEIGHT_BYTES_PER_S, make_peers, uniform_storage
@@ -28,7 +28,7 @@ from .plan import PlanArrays, summary
 class Config:
     """Everything a scenario depends on besides the plan (all JSON-able)."""
 
-    peers: int | None = None               # None: the plan's rule, one fragment per peer (fragments × R)
+    peers: int | None = None               # None: the plan's rule, one fragment per peer (one per replica)
     replication: int = 3
     always_replication: int | None = None  # None: same as replication
     fail: float = 0.0
@@ -43,7 +43,10 @@ class Config:
     latency: LatencyParams = field(default_factory=LatencyParams)
 
     def n_peers(self, plan: PlanArrays) -> int:
-        return self.peers if self.peers is not None else plan.n * max(self.replication, self.always_replication or 0)
+        if self.peers is not None:
+            return self.peers
+        n_always = int(plan.always.sum())
+        return n_always * (self.always_replication or self.replication) + (plan.n - n_always) * self.replication
 
 
 def _placed(plan: PlanArrays, cfg: Config, rng: np.random.Generator) -> tuple[Any, Any]:
@@ -107,9 +110,10 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
           base: Config = Config()) -> list[dict[str, Any]]:
     """Coverage over failure fraction × replication factor (no latency), ``trials`` seeds each.
 
+    Token coverage is exact for uniform routing and Monte-Carlo otherwise (:func:`coverage.coverage`).
     One placement per (R, trial); the failure sets are nested across f (see
     :func:`failure_ranks`), so more failures can never look better than fewer.
-    Peers per R: ``base.peers`` if set, else fragments × R (the plan's rule).
+    Peers per R: ``base.peers`` if set, else one per replica (the plan's rule, fragments × R).
     """
     rows = []
     for r in replications:
@@ -123,7 +127,7 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
             pop = expert_popularity(plan.n_layers, plan.n_experts, base.routing_skew, rng)
             for f in fails:
                 av = availability(plan, live_replicas(pl, alive_after(ranks, f)))
-                cov = token_coverage(plan, av, pop, base.coverage_tokens, rng)
+                cov = coverage(plan, av, pop, base.routing_skew, base.coverage_tokens, rng)
                 a = acc[f]
                 a["always_whole"] += av.always_ok
                 a["clean"] += cov.clean
