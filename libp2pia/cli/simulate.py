@@ -127,8 +127,8 @@ def _text(name: str, r: dict[str, Any]) -> str:
                                             for n in (30, 100, 500)))
     if "churn" in r:
         ch = r["churn"]
-        lines.append(f"churn {ch['hours']:.0f} h: model servable {100 * ch['servable_time_fraction']:.1f}% of the "
-                     f"time, clean tokens {100 * ch['mean_clean']:.1f}%, re-replication "
+        lines.append(f"churn {ch['hours']:.0f} h: always-active part whole {100 * (1 - ch['always_part_dark_time_fraction']):.1f}% "
+                     f"of the time, clean tokens {100 * ch['mean_clean']:.1f}%, re-replication "
                      f"{ch['repair_bytes'] / 1e9:.1f} GB ({ch['repair_gb_per_hour']:.1f} GB/h)")
     lines.append(f"({r['timing_s']['total']:.1f} s)")
     return "\n".join(lines)
