@@ -27,18 +27,24 @@ from .plan import plan_specs, source_info
 from .reader import slice_data
 
 
-class _HashingFile:
-    """A write-only file wrapper that also feeds sha256 and counts bytes."""
+class _Pieces:
+    """Collects the buffers StreamWriter emits (views of the source map, no copies)."""
 
-    def __init__(self, f: Any) -> None:
-        self.f = f
-        self.h = hashlib.sha256()
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
         self.n = 0
 
     def write(self, b: Any) -> None:
-        self.h.update(b)
-        self.f.write(b)
-        self.n += len(memoryview(b).cast("B"))
+        mv = memoryview(b).cast("B")
+        self.parts.append(mv)
+        self.n += len(mv)
+
+
+def _hash_parts(parts: list[Any], out: list[str]) -> None:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+    out.append(h.hexdigest())
 
 
 def _sha256_of(buf: Any, size: int, out: list[str]) -> None:
@@ -52,20 +58,29 @@ def _sha256_of(buf: Any, size: int, out: list[str]) -> None:
 
 def write_fragment(buf: Any, spec: FragmentSpec, architecture: str, directory: Path) -> tuple[str, int]:
     """Write one fragment file named by its sha256 into ``directory``; return (id, size)."""
+    # Hash in a second thread while this one writes: both release the GIL on large buffers.
     tmp = directory / f".writing-{os.getpid()}"
-    with open(tmp, "wb") as raw:
-        f = _HashingFile(raw)
-        w = StreamWriter(f, fragment_kvs(spec, architecture), fragment_tensors(spec))
-        for s in spec.slices:
-            data = slice_data(buf, s)
-            w.write(data)
-            del data
-        w.close()
-    if f.n != spec.size:
-        raise FragmentError(f"fragment size {f.n} differs from the planned {spec.size} (bug)")
-    fid = f.h.hexdigest()
+    pieces = _Pieces()
+    w = StreamWriter(pieces, fragment_kvs(spec, architecture), fragment_tensors(spec))
+    for s in spec.slices:
+        w.write(slice_data(buf, s))
+    w.close()
+    if pieces.n != spec.size:
+        raise FragmentError(f"fragment size {pieces.n} differs from the planned {spec.size} (bug)")
+    digest: list[str] = []
+    hasher = threading.Thread(target=_hash_parts, args=(pieces.parts, digest))
+    hasher.start()
+    try:
+        with open(tmp, "wb", buffering=0) as f:
+            for p in pieces.parts:
+                f.write(p)
+    finally:
+        hasher.join()
+    for p in pieces.parts:
+        p.release()
+    fid = digest[0]
     tmp.replace(directory / f"{fid}.gguf")
-    return fid, f.n
+    return fid, pieces.n
 
 
 def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
