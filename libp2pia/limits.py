@@ -64,10 +64,10 @@ MAX_VARINT_PREFIX_BYTES = 5
 #: MAX_ANNOUNCE_BYTES with room to spare).
 MAX_ANNOUNCED_ADDRS = 32
 MAX_ANNOUNCED_FRAGMENTS = 900
-#: Largest model manifest stored in the DHT (a Mistral-Large-class model cut
-#: into 10 MiB fragments lists ~70 000 fragments; this is the record limit, a
-#: bigger manifest must be fetched as a fragment).
-MAX_MANIFEST_RECORD_BYTES = 4 * MiB
+#: Largest model manifest record stored in the DHT: py-libp2p refuses DHT records
+#: over 1 MiB (kad_dht.common.MAX_RECORD_SIZE); Gemma 3 270M's manifest is ~0.1 MiB.
+#: A bigger manifest would have to travel as a fragment.
+MAX_MANIFEST_RECORD_BYTES = 1000 * 1024
 
 # --- network services --------------------------------------------------------
 #: Bound on reading one stream chunk while a frame is incomplete.

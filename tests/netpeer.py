@@ -5,7 +5,8 @@
 It prints one JSON line ``{"peer_id": ..., "addrs": [...]}`` on stdout once it
 is ready, then serves until killed (or until stdin closes). Tests start it
 with :func:`spawn` and always kill and await it in ``finally``.
-Roles: ``compute`` (ToyService on the compute protocol).
+Roles: ``compute`` (ToyService on the compute protocol), ``dht`` (bootstrap,
+provider, manifest publisher or forger).
 """
 
 from __future__ import annotations
@@ -137,7 +138,45 @@ async def role_compute(args: argparse.Namespace) -> None:
         await _wait_stdin_closed()
 
 
-ROLES = {"compute": role_compute}
+async def role_dht(args: argparse.Namespace) -> None:
+    """A DHT server: joins --bootstrap, provides --provide ids, publishes --manifest files.
+
+    --forge FILE publishes the manifest in FILE with its content altered after
+    hashing, through a DHT whose validator accepts anything (an attacker).
+    """
+    from libp2p.records.validator import NamespacedValidator
+
+    from libp2pia.net.dht import Dht
+    from libp2pia.net.host import open_host
+    from libp2pia.wire import libp2pia_pb2 as pb
+    from libp2pia.wire.manifest import MANIFEST_NAMESPACE, canonical_json, manifest_key
+
+    class AcceptAll:
+        def validate(self, key, value):  # noqa: ANN001, ANN201
+            pass
+
+        def select(self, key, values):  # noqa: ANN001, ANN201
+            return 0
+
+    async with open_host() as net:
+        dht = Dht(net)
+        if args.forge:
+            dht.kad.validator = NamespacedValidator({MANIFEST_NAMESPACE: AcceptAll()}, strict_validation=False)
+        await dht.start(args.bootstrap, refresh_period=args.refresh)
+        for fid in args.provide:
+            await dht.provide(fid)
+        for path in args.manifest:
+            await dht.put_manifest(json.loads(Path(path).read_text()))
+        for path in args.forge:
+            m = json.loads(Path(path).read_text())
+            forged = {**m, "architecture": "forged"}  # model_id kept: content no longer hashes to it
+            rec = pb.ManifestRecord(model_id=m["model_id"], manifest_json=canonical_json(forged))
+            await dht.kad.put_value(manifest_key(m["model_id"]), rec.SerializeToString())
+        _ready(net, routing_table=dht.routing_table_size)
+        await _wait_stdin_closed()
+
+
+ROLES = {"compute": role_compute, "dht": role_dht}
 
 
 def main() -> None:
@@ -145,6 +184,11 @@ def main() -> None:
 
     p = argparse.ArgumentParser()
     p.add_argument("role", choices=sorted(ROLES))
+    p.add_argument("--bootstrap", nargs="*", default=[])
+    p.add_argument("--provide", nargs="*", default=[])
+    p.add_argument("--manifest", nargs="*", default=[])
+    p.add_argument("--forge", nargs="*", default=[])
+    p.add_argument("--refresh", type=float, default=60.0, help="DHT refresh period (s)")
     args = p.parse_args()
     quiet_libp2p_logs()
     trio.run(ROLES[args.role], args)

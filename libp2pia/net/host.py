@@ -232,7 +232,9 @@ async def open_host(
     try:
         async with host.run(listen_addrs=[multiaddr.Multiaddr(a) for a in listen]):
             try:
-                async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
+                # Services (each with its own nursery) are entered into `stack` while
+                # `nursery` is open, so the stack must be the inner context.
+                async with trio.open_nursery() as nursery, contextlib.AsyncExitStack() as stack:
                     try:
                         yield NetHost(host, nursery, stack)
                     finally:
