@@ -190,7 +190,8 @@ def _gqa_attention(layer: int, p: dict[str, TensorInfo], hp: dict[str, Any], ord
         return Family("attention", "always", layer, None, "q_heads", rep, _step_for(oc, o.block_size, rep), make,
                       label=lambda a: g * rep + a, order=order)
 
-    fam.fallback = [by_heads(g) for g in range(n_kv)]
+    if fam.step == 1:  # a group's O columns are block-aligned, so its heads can be cut inside it
+        fam.fallback = [by_heads(g) for g in range(n_kv)]
     return [fam]
 
 

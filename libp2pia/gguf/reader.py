@@ -138,6 +138,30 @@ class _Cursor:
         except UnicodeDecodeError as exc:
             raise GGUFError(f"{self.where}: {what} is not valid UTF-8 at byte {self.pos - n}") from exc
 
+    def strings(self, count: int, what: str) -> list[str]:
+        """A string array (tokenizers: 10^5 entries), in a tight loop."""
+        buf, pos, size, limit = self.buf, self.pos, self.size, limits.MAX_GGUF_STRING_BYTES
+        unpack = struct.Struct("<Q").unpack_from
+        raw = []
+        for _ in range(count):
+            if pos + 8 > size:
+                self.pos = pos
+                self.need(8, what)
+            (n,) = unpack(buf, pos)
+            if n > limit:
+                raise GGUFError(f"{self.where}: absurd string length {n} in {what} at byte {pos}")
+            pos += 8
+            if pos + n > size:
+                self.pos = pos
+                self.need(n, what)
+            raw.append(buf[pos:pos + n])
+            pos += n
+        self.pos = pos
+        try:
+            return [bytes(r).decode("utf-8") for r in raw]
+        except UnicodeDecodeError as exc:
+            raise GGUFError(f"{self.where}: {what} holds a string that is not valid UTF-8") from exc
+
     def value(self, vtype: int, what: str) -> Any:
         try:
             t = GGUFValueType(vtype)
@@ -157,7 +181,7 @@ class _Cursor:
             if et == GGUFValueType.ARRAY:
                 raise GGUFError(f"{self.where}: nested array in {what} (llama.cpp rejects these)")
             if et == GGUFValueType.STRING:
-                return [self.string(what) for _ in range(count)]
+                return self.strings(count, what)
             n = count * SCALAR_SIZES[et]
             self.need(n, what)
             arr = np.frombuffer(self.buf, dtype=_NUMPY_OF[et], count=count, offset=self.pos).copy()
