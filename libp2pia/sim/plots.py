@@ -49,13 +49,13 @@ def survival_plot(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Non
 
 def latency_plot(rows: Sequence[dict[str, Any]], path: Path, title: str,
                  profiles: Sequence[dict[str, Any]] = ()) -> None:
-    """Seconds per token vs median round trip; the design's floor (phases × RTT) for reference."""
+    """Seconds per token vs median round trip; phases × median RTT for reference."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     pts = sorted(rows, key=lambda r: r["median_rtt_ms"])
     x = [r["median_rtt_ms"] for r in pts]
     ax.plot(x, [r["mean_s_per_token"] for r in pts], marker="o", ms=3, label="simulated (fibre links, RTT scaled)")
-    ax.plot(x, [r["rtt_floor_s_per_token"] for r in pts], ls="--", label="floor: phases × median RTT")
+    ax.plot(x, [r["phases_x_median_rtt_s"] for r in pts], ls="--", label="phases × median RTT")
     for p in profiles:
         ax.scatter([p["median_rtt_ms"]], [p["mean_s_per_token"]], zorder=3, s=30)
         ax.annotate(p["network"], (p["median_rtt_ms"], p["mean_s_per_token"]), textcoords="offset points",

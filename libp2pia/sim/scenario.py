@@ -156,7 +156,7 @@ def latency_vs_rtt(plan: PlanArrays, scales: Sequence[float], base: Config) -> l
         rep = run(plan, replace(base, rtt_scale=s, fail=0.0), with_latency=True)
         lat = rep["latency"]
         rows.append({"rtt_scale": s, "network": base.network, "median_rtt_ms": _median_rtt_ms(plan, base, s),
-                     **{k: lat[k] for k in ("mean_s_per_token", "p95_s_per_token", "rtt_floor_s_per_token",
+                     **{k: lat[k] for k in ("mean_s_per_token", "p95_s_per_token", "phases_x_median_rtt_s",
                                             "peers_per_token", "phases_per_token")}})
     return rows
 
