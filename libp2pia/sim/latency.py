@@ -56,7 +56,7 @@ class TokenLatency:
     fragments: np.ndarray      # fragment calls per token
     peers: np.ndarray          # distinct peers per token
     phases: int                # network phases per token
-    rtt_yardstick_s: float        # phases × median peer RTT (a yardstick; the client picks fast replicas)
+    rtt_yardstick_s: float     # phases × median peer RTT (a yardstick; the client picks fast replicas)
     slowest_peer_s: np.ndarray  # per token: Σ over phases of the slowest peer's time
     client_serial_s: np.ndarray  # per token: Σ over phases of the client's serial per-message work
     client_compute_s: float     # per token: router (and held roles) at the client
@@ -67,7 +67,7 @@ class TokenLatency:
         out = {"mean_s_per_token": float(s.mean()), "p50_s_per_token": float(np.median(s)),
                "p95_s_per_token": float(np.percentile(s, 95)), "fragments_per_token": float(self.fragments.mean()),
                "peers_per_token": float(self.peers.mean()), "phases_per_token": self.phases,
-               "phases_x_rtt_yardstick_s": self.rtt_yardstick_s,
+               "phases_x_median_rtt_s": self.rtt_yardstick_s,
                "slowest_peer_s_per_token": float(self.slowest_peer_s.mean()),
                "client_serial_s_per_token": float(self.client_serial_s.mean()),
                "client_compute_s_per_token": self.client_compute_s,
