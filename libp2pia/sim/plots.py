@@ -25,22 +25,27 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def survival_plot(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
-    """Served (clean + degraded) and clean token coverage vs failure fraction, one line per R."""
+    """Left: P(model up) = every always-active fragment alive, simulated (dots) and closed form
+    (dashed). Right: share of tokens with no replaced expert while the model is up."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     reps = sorted({r["replication"] for r in rows})
-    for rep in reps:
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, rep in enumerate(reps):
+        c = colors[i % len(colors)]
         pts = sorted((r for r in rows if r["replication"] == rep), key=lambda r: r["fail"])
         x = [100 * r["fail"] for r in pts]
-        axes[0].plot(x, [r["clean"] + r["degraded"] for r in pts], marker="o", ms=3, label=f"×{rep}")
-        axes[1].plot(x, [r["clean"] for r in pts], marker="o", ms=3, label=f"×{rep}")
-    axes[0].set_title("tokens served (clean or degraded)")
-    axes[1].set_title("tokens served without degradation")
+        axes[0].plot(x, [r["always_whole"] for r in pts], "o", ms=2.5, color=c, label=f"×{rep} simulated")
+        axes[0].plot(x, [r["always_whole_closed_form"] for r in pts], "--", lw=1, color=c)
+        axes[1].plot(x, [r["clean_if_up"] for r in pts], "-", color=c, label=f"×{rep}")
+    axes[0].set_title("model up: every always-active fragment alive\n(dots: simulated, dashed: (1 − f^R)^A)",
+                      fontsize=9)
+    axes[1].set_title("tokens with no replaced expert, while up", fontsize=9)
     for ax in axes:
         ax.set_xlabel("peers failed at once (%)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("fraction of tokens (mean over trials)")
-    axes[1].legend(title="replication")
+    axes[0].set_ylabel("probability / fraction of tokens")
+    axes[1].legend(title="replication", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)

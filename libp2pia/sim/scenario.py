@@ -111,6 +111,9 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
     """Coverage over failure fraction × replication factor (no latency), ``trials`` seeds each.
 
     Token coverage is exact for uniform routing and Monte-Carlo otherwise (:func:`coverage.coverage`).
+    ``clean_if_up`` / ``replaced_if_up`` measure the routed experts alone, as if the always-active
+    part were whole: averaged over thousands of experts they are smooth where ``always_whole``
+    (one rare event per trial) is noisy, and the closed form covers that part.
     One placement per (R, trial); the failure sets are nested across f (see
     :func:`failure_ranks`), so more failures can never look better than fewer.
     Peers per R: ``base.peers`` if set, else one per replica (the plan's rule, fragments × R).
@@ -118,7 +121,8 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
     rows = []
     for r in replications:
         acc = {f: {"always_whole": 0.0, "clean": 0.0, "degraded": 0.0, "none": 0.0, "lost": 0.0,
-                   "lost_always": 0.0, "unavail_experts": 0.0, "replaced": 0.0, "served": 0.0} for f in fails}
+                   "lost_always": 0.0, "unavail_experts": 0.0, "replaced": 0.0, "served": 0.0,
+                   "clean_if_up": 0.0, "replaced_if_up": 0.0} for f in fails}
         cfg = replace(base, replication=r)
         for t in range(trials):
             rng = np.random.default_rng([base.seed, r, t])
@@ -138,6 +142,10 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
                 a["unavail_experts"] += int((~av.expert_ok[plan.moe_layers]).sum()) if plan.n_experts else 0
                 a["replaced"] += cov.replaced_per_token
                 a["served"] += cov.none < 1.0
+                # the experts alone, as if the always-active part were whole: smooth, low-noise
+                up = coverage(plan, replace(av, always_ok=True), pop, base.routing_skew, base.coverage_tokens, rng)
+                a["clean_if_up"] += up.clean
+                a["replaced_if_up"] += up.replaced_per_token
         for f in fails:
             row = {"replication": r, "fail": f, "peers": cfg.n_peers(plan), "trials": trials}
             a = acc[f]
