@@ -15,7 +15,7 @@ from libp2pia.fragments import GGUFFragments, fragment, open_fragment, plan_spec
 from libp2pia.gguf import read_header
 from libp2pia.gguf.synth import SynthConfig, write_synthetic
 
-from tests.frag_utils import check_fragment_dequantizes, coverage
+from tests.frag_utils import Source, check_fragment_dequantizes, coverage
 
 CASES = {
     "dense-gqa-f32": SynthConfig(kind="dense", n_head=8, n_head_kv=2, head_dim=32),
@@ -67,9 +67,9 @@ def test_every_byte_owned_exactly_once(cut: tuple) -> None:
 
 def test_sub_tensors_dequantize_to_source_slices(cut: tuple) -> None:
     src, frags, manifest = cut
-    reader = GGUFReader(src)
-    checked = sum(check_fragment_dequantizes(reader, frags / f["file"]) for f in manifest["fragments"])
-    assert checked >= len(reader.tensors)
+    source = Source(src)
+    checked = sum(check_fragment_dequantizes(source, frags / f["file"]) for f in manifest["fragments"])
+    assert checked >= len(source.header.tensors)
 
 
 def test_fragment_files_are_valid_gguf_with_metadata(cut: tuple) -> None:
