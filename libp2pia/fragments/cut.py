@@ -115,7 +115,9 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
             hasher.join()
             manifest = build_manifest(hp, specs, max_fragment_bytes, source_info(header, digest[0]), ids)
             tmp_manifest = tmp_dir / ".manifest.json.tmp"
-            tmp_manifest.write_text(json.dumps(manifest, indent=1) + "\n")
+            # indented for people on small models; one line (C encoder, fast) for huge ones
+            indent = 1 if len(specs) <= limits.MANIFEST_INDENT_MAX_FRAGMENTS else None
+            tmp_manifest.write_text(json.dumps(manifest, indent=indent) + "\n")
             tmp_manifest.replace(tmp_dir / "manifest.json")
             if out.exists():
                 out.rmdir()  # empty (checked above)
