@@ -139,7 +139,7 @@ class Tokenizer:
 
     @classmethod
     def from_gguf(cls, path: str | PathLike[str]) -> Tokenizer:
-        """From a GGUF file's header (reads only the ``tokenizer.*`` keys)."""
+        """From a GGUF file's header (libp2pia's own header reader)."""
         return cls(read_tokenizer_metadata(path))
 
     def _detect_end_of_generation(self) -> None:
@@ -339,12 +339,8 @@ class Tokenizer:
 
 
 def read_tokenizer_metadata(path: str | PathLike[str]) -> dict[str, Any]:
-    """The ``tokenizer.*`` keys of a GGUF file as plain Python values."""
-    import gguf
+    """The ``tokenizer.*`` and ``general.*`` keys of a GGUF file (header only)."""
+    from libp2pia.gguf import read_header
 
-    try:
-        reader = gguf.GGUFReader(path)
-    except (OSError, ValueError) as exc:
-        raise TokenizerError(f"cannot read GGUF header of {path}: {exc}") from exc
-    return {k: f.contents() for k, f in reader.fields.items()
-            if k.startswith("tokenizer.") or k.startswith("general.")}
+    kv = read_header(path, require_data=False).kv
+    return {k: v for k, v in kv.items() if k.startswith(("tokenizer.", "general."))}
