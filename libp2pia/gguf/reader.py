@@ -128,6 +128,14 @@ class StringArray(Sequence[str]):
             raise IndexError(i)
         return self._one(i)
 
+    def __iter__(self) -> Any:
+        raw, starts = self._raw, self._starts
+        ends = [b - 8 for b in starts[1:]] + [len(raw)]
+        try:
+            return iter([raw[a:b].decode("utf-8") for a, b in zip(starts, ends)])
+        except UnicodeDecodeError as exc:
+            raise GGUFError(f"{self._where}: holds a string that is not valid UTF-8") from exc
+
     def __eq__(self, other: object) -> bool:
         return list(self) == list(other) if isinstance(other, (list, StringArray)) else NotImplemented
 
