@@ -186,3 +186,14 @@ def test_real_process_exit_code_and_no_traceback(tmp_path: Path) -> None:
     assert r.stderr.strip() == f"libp2pia: error: {bad}: unsupported GGUF version 1 (supported: 2, 3)"
     assert not (tmp_path / "o").exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_manifest_cannot_point_outside_its_directory(frags: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = json.loads((frags / "manifest.json").read_text())
+    manifest["fragments"][0]["id"] = "../../escape"
+    manifest["fragments"][0]["file"] = "../../escape.gguf"
+    del manifest["model_id"]
+    (frags / "manifest.json").write_text(json.dumps(with_model_id(manifest)))
+    line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(tmp_path / "out.gguf"))
+    assert "fragment #0 has no valid id/file" in line
