@@ -100,3 +100,17 @@ def test_help_of_every_command(capsys: pytest.CaptureFixture[str]) -> None:
             main([cmd, "--help"])
         assert e.value.code == 0
         assert "usage: libp2pia " + cmd in capsys.readouterr().out
+
+
+def test_oversize_units_are_marked_and_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = write_synthetic(tmp_path / "d.gguf", SynthConfig(n_vocab=320))   # F32: one Q head ~ 64 KiB
+    out = run_ok(capsys, "fragment", str(src), "-o", str(tmp_path / "f"), "--max-fragment-size", "32KiB")
+    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    over = [f for f in manifest["fragments"] if f["oversize"]]
+    assert over and all(f["bytes"] > 32 * 1024 for f in over)
+    assert all(f["bytes"] <= 32 * 1024 for f in manifest["fragments"] if not f["oversize"])
+    assert f"{len(over)} oversize unit(s)" in out
+    # the attention of the 2 KV groups fell back to single Q heads with K/V replicated
+    heads = [f for f in manifest["fragments"] if f["role"] == "attention"]
+    assert {f["units"]["kind"] for f in heads} == {"q_heads"}
+    assert any(s["replica"] for f in heads for s in f["slices"])

@@ -197,3 +197,18 @@ def test_manifest_cannot_point_outside_its_directory(frags: Path, tmp_path: Path
     (frags / "manifest.json").write_text(json.dumps(with_model_id(manifest)))
     line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(tmp_path / "out.gguf"))
     assert "fragment #0 has no valid id/file" in line
+
+
+def test_unknown_architecture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gguf import GGUFWriter
+
+    src = tmp_path / "bert.gguf"
+    w = GGUFWriter(str(src), "bert")
+    w.add_tensor("token_embd.weight", __import__("numpy").zeros((4, 32), "float32"))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    line = run_cli(capsys, "fragment", str(src), "-o", str(tmp_path / "out"))
+    assert "unsupported architecture 'bert' (supported: llama, mistral3, gemma3, deepseek2)" in line
+    assert not (tmp_path / "out").exists()
