@@ -143,7 +143,8 @@ def _activation(spec: Spec, lay: Unpacked, X: np.ndarray, mode: str) -> tuple[np
     if spec.qtype in FLOAT_TYPES:
         xq = X
         if mode == "ggml" and spec.qtype == QType.F16:
-            xq = X.astype(np.float16).astype(np.float32)  # ggml converts x to fp16 (RNE) for F16 vec_dot
+            with np.errstate(over="ignore"):  # |x| > 65504 -> Inf, exactly as in ggml
+                xq = X.astype(np.float16).astype(np.float32)  # ggml converts x to fp16 (RNE) for F16 vec_dot
         elif mode == "ggml" and spec.qtype == QType.BF16:
             xq = _round_bf16(X)
         return xq.reshape(n, nsub, sub), np.zeros((n, nsub), np.float32), ones, ones
@@ -165,9 +166,11 @@ def _activation(spec: Spec, lay: Unpacked, X: np.ndarray, mode: str) -> tuple[np
     d32 = np.empty((n, nsub), np.float32)
     s32 = np.empty((n, nsub), np.float32)
     K.quantize_q8_0(X.reshape(xq.shape), xq, d32, s32)
-    xd = d32.astype(np.float16).astype(np.float32)  # Q8_0/Q8_1 store d as fp16
+    with np.errstate(over="ignore"):  # fp16 overflow -> Inf, exactly as in ggml
+        xd = d32.astype(np.float16).astype(np.float32)  # Q8_0/Q8_1 store d as fp16
+        xs1 = s32.astype(np.float16).astype(np.float32)  # Q8_1 stores s = d*sum(q) as fp16
     if vdt == QType.Q8_1:
-        return xq, np.ones((n, nsub), np.float32), xd, s32.astype(np.float16).astype(np.float32)
+        return xq, np.ones((n, nsub), np.float32), xd, xs1
     return xq, np.zeros((n, nsub), np.float32), xd, ones
 
 
