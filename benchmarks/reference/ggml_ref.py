@@ -4,7 +4,7 @@ Reference only (tests marked `llama`, golden-fixture script, benchmarks); the li
 
     quantize(name, x2d)      float32 (rows, cols) -> GGUF bytes (rows, row_bytes)   ggml_quantize_chunk
     vec_dot_rows(name, raw, x)  y[r] = ggml's CPU vec_dot(row r, x quantized to vec_dot_type)
-    Gemv(name, raw, threads)    ggml_mul_mat of the matrix by one vector in a ggml graph (for timing)
+    Gemv(name, raw, cols, n, threads)  ggml_mul_mat in a ggml graph on a persistent threadpool (timing)
 """
 
 from __future__ import annotations
@@ -63,8 +63,14 @@ def libs() -> tuple[ctypes.CDLL, ctypes.CDLL]:
         base.ggml_new_graph.restype = ctypes.c_void_p
         base.ggml_new_graph.argtypes = [ctypes.c_void_p]
         base.ggml_build_forward_expand.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        cpu.ggml_graph_compute_with_ctx.restype = ctypes.c_int
-        cpu.ggml_graph_compute_with_ctx.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        base.ggml_threadpool_params_init.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        cpu.ggml_threadpool_new.restype = ctypes.c_void_p
+        cpu.ggml_threadpool_new.argtypes = [ctypes.c_void_p]
+        cpu.ggml_threadpool_free.argtypes = [ctypes.c_void_p]
+        cpu.ggml_graph_plan.restype = _CPlan
+        cpu.ggml_graph_plan.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        cpu.ggml_graph_compute.restype = ctypes.c_int
+        cpu.ggml_graph_compute.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         _LIBS = (base, cpu)
     return _LIBS
 
@@ -107,13 +113,30 @@ def vec_dot_rows(name: str, raw: np.ndarray, x: np.ndarray) -> np.ndarray:
     return y
 
 
-class Gemv:
-    """y = W x through ggml_mul_mat in a CPU graph (ggml's real decode path), for timing at n threads."""
+class _CPlan(ctypes.Structure):  # struct ggml_cplan (ggml-cpu.h); trailing padding guards newer fields
+    _fields_ = [("work_size", ctypes.c_size_t), ("work_data", ctypes.c_void_p), ("n_threads", ctypes.c_int),
+                ("threadpool", ctypes.c_void_p), ("abort_callback", ctypes.c_void_p),
+                ("abort_callback_data", ctypes.c_void_p), ("use_ref", ctypes.c_bool),
+                ("_pad", ctypes.c_uint8 * 64)]
 
-    def __init__(self, name: str, raw: np.ndarray, cols: int, n: int = 1) -> None:
-        base, _ = libs()
+
+class _TPParams(ctypes.Structure):  # struct ggml_threadpool_params (ggml.h), GGML_MAX_N_THREADS = 512
+    _fields_ = [("cpumask", ctypes.c_bool * 512), ("n_threads", ctypes.c_int), ("prio", ctypes.c_int),
+                ("poll", ctypes.c_uint32), ("strict_cpu", ctypes.c_bool), ("paused", ctypes.c_bool),
+                ("_pad", ctypes.c_uint8 * 64)]
+
+
+class Gemv:
+    """Y = X W^T through ggml_mul_mat in a CPU graph (ggml's real decode path), for timing.
+
+    Like llama.cpp, a persistent ggml threadpool runs the graph; use as a context manager so the pool
+    (whose idle threads poll) is gone before anything else is timed.
+    """
+
+    def __init__(self, name: str, raw: np.ndarray, cols: int, n: int = 1, threads: int = 1) -> None:
+        base, cpu = libs()
         rows = raw.shape[0]
-        mem = raw.nbytes + 8 * cols * n + 4 * rows * n + 32 * 1024 * 1024  # + graph, work buffer
+        mem = raw.nbytes + 8 * cols * n + 4 * rows * n + 4 * 1024 * 1024
         self.ctx = base.ggml_init(_InitParams(mem, None, False))
         if not self.ctx:
             raise RuntimeError("ggml_init failed")
@@ -124,18 +147,34 @@ class Gemv:
         base.ggml_build_forward_expand(self.graph, self.y)
         ctypes.memmove(base.ggml_get_data(self.w), raw.ctypes.data, raw.nbytes)
         self.rows, self.cols, self.n = rows, cols, n
+        params = _TPParams()
+        base.ggml_threadpool_params_init(ctypes.byref(params), threads)
+        self.pool = cpu.ggml_threadpool_new(ctypes.byref(params))
+        self.plan = cpu.ggml_graph_plan(self.graph, threads, self.pool)
+        self.work = np.zeros(max(int(self.plan.work_size), 1), np.uint8)
+        self.plan.work_data = self.work.ctypes.data
 
-    def __call__(self, x: np.ndarray, threads: int) -> np.ndarray:
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         base, cpu = libs()
         x = np.ascontiguousarray(x, np.float32).reshape(self.n, self.cols)
         ctypes.memmove(base.ggml_get_data(self.x), x.ctypes.data, x.nbytes)
-        if cpu.ggml_graph_compute_with_ctx(self.ctx, self.graph, threads) != 0:
+        if cpu.ggml_graph_compute(self.graph, ctypes.byref(self.plan)) != 0:
             raise RuntimeError("ggml_graph_compute failed")
         out = np.empty((self.n, self.rows), np.float32)
         ctypes.memmove(out.ctypes.data, base.ggml_get_data(self.y), out.nbytes)
         return out
 
     def close(self) -> None:
+        base, cpu = libs()
+        if self.pool:
+            cpu.ggml_threadpool_free(self.pool)
+            self.pool = None
         if self.ctx:
-            libs()[0].ggml_free(self.ctx)
+            base.ggml_free(self.ctx)
             self.ctx = None
+
+    def __enter__(self) -> "Gemv":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
