@@ -159,6 +159,15 @@ async def role_dht(args: argparse.Namespace) -> None:
             return 0
 
     async with open_host() as net:
+        if args.gossip:  # before any connection: py-libp2p's pubsub greets peers only on connect
+            from libp2pia.net.gossip import Gossip, Heartbeats
+            from libp2pia.wire.announce import Announcement
+
+            gossip = Gossip(net)
+            await gossip.start()
+            hb = Heartbeats(gossip, args.gossip, period=args.period)
+            frags = list(args.provide)
+            await hb.start((lambda: Announcement("", "", 0, net.addrs, frags)) if args.announce else None)
         dht = Dht(net)
         if args.forge:
             dht.kad.validator = NamespacedValidator({MANIFEST_NAMESPACE: AcceptAll()}, strict_validation=False)
@@ -189,6 +198,9 @@ def main() -> None:
     p.add_argument("--manifest", nargs="*", default=[])
     p.add_argument("--forge", nargs="*", default=[])
     p.add_argument("--refresh", type=float, default=60.0, help="DHT refresh period (s)")
+    p.add_argument("--gossip", metavar="MODEL_ID", help="join the heartbeat topic of this model")
+    p.add_argument("--announce", action="store_true", help="publish heartbeats (fragments = --provide)")
+    p.add_argument("--period", type=float, default=30.0, help="heartbeat period (s)")
     args = p.parse_args()
     quiet_libp2p_logs()
     trio.run(ROLES[args.role], args)

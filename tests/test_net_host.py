@@ -133,3 +133,17 @@ def test_benign_libp2p_logs_are_filtered(caplog) -> None:
     msgs = [r.getMessage() for r in caplog.records]
     assert "something real broke" in msgs
     assert not any("DHT message" in m for m in msgs)
+
+
+@pytest.mark.parametrize("exc", [ValueError("body failed"), trio.TooSlowError()])
+async def test_errors_in_the_body_propagate_with_services_running(exc) -> None:
+    """A regression: cancelling the services' scope while unwinding swallowed the body's error."""
+    from libp2pia.net.dht import Dht
+    from libp2pia.net.gossip import Gossip
+
+    with trio.fail_after(20):
+        with pytest.raises(type(exc)):
+            async with open_host() as net:
+                await Gossip(net).start()
+                await Dht(net).start()
+                raise exc

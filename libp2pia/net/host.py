@@ -177,11 +177,11 @@ def make_host(key_pair: KeyPair | None = None, listen: Sequence[str] = (DEFAULT_
 
 @dataclass
 class NetHost:
-    """A running host plus a nursery for our background tasks and a stack for services."""
+    """A running host, a nursery for our background tasks and one for py-libp2p services."""
 
     host: IHost
     nursery: trio.Nursery
-    _stack: contextlib.AsyncExitStack
+    _services: trio.Nursery
 
     @property
     def peer_id(self) -> ID:
@@ -198,8 +198,8 @@ class NetHost:
         self.host.set_stream_handler(protocol_id, guarded(handler, protocol_id))  # type: ignore[arg-type]
 
     async def start_service(self, service: Any) -> None:
-        """Run a py-libp2p service (KadDHT, Pubsub, ...) until the host closes."""
-        await self._stack.enter_async_context(background_trio_service(service))
+        """Run a py-libp2p service (KadDHT, Pubsub, ...) until the host closes; returns once started."""
+        await self._services.start(_run_service, service)
 
     async def connect(self, addr: str | PeerInfo, timeout: float = DEFAULT_DIAL_TIMEOUT_S) -> ID:
         """Dial a peer (``/ip4/.../tcp/.../p2p/<id>`` or a PeerInfo); PeerUnavailable on failure."""
@@ -229,22 +229,47 @@ async def open_host(
     if key_pair is None and data_dir is not None:
         key_pair = load_or_create_identity(data_dir)
     host = make_host(key_pair, listen)
+    body_done = False
     try:
         async with host.run(listen_addrs=[multiaddr.Multiaddr(a) for a in listen]):
             try:
-                # Services (each with its own nursery) are entered into `stack` while
-                # `nursery` is open, so the stack must be the inner context.
-                async with trio.open_nursery() as nursery, contextlib.AsyncExitStack() as stack:
-                    try:
-                        yield NetHost(host, nursery, stack)
-                    finally:
-                        nursery.cancel_scope.cancel()
+                # Our tasks stop first, then the services, then the host. Nothing
+                # here cancels a scope around code that is still unwinding an
+                # exception (that would replace the error with a swallowed Cancelled).
+                async with trio.open_nursery() as services:
+                    async with trio.open_nursery() as tasks:
+                        try:
+                            yield NetHost(host, tasks, services)
+                            body_done = True
+                        finally:
+                            tasks.cancel_scope.cancel()
+                    services.cancel_scope.cancel()
             finally:
                 # close() must run while the swarm service is still up, or the
                 # connections' sockets are left to the garbage collector.
                 await _close(host)
+    except BaseExceptionGroup as eg:  # trio wraps the body's error in nursery groups: unwrap one
+        raise _single(eg) from None
     finally:
         await _close(host)  # idempotent; covers a failure inside host.run()
+    if not body_done:
+        # The body was cancelled by a scope inside py-libp2p (its swarm stopped) and the
+        # Cancelled was absorbed there: never let that look like a normal exit.
+        raise NetworkError("the libp2p host stopped unexpectedly")
+
+
+def _single(eg: BaseExceptionGroup) -> BaseException:
+    """The one exception inside nested single-member groups (else the group itself)."""
+    exc: BaseException = eg
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _run_service(service: Any, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async with background_trio_service(service):
+        task_status.started()
+        await trio.sleep_forever()
 
 
 async def _close(host: IHost) -> None:
