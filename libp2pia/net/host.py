@@ -137,11 +137,13 @@ def stream_peer(stream: INetStream) -> str:
         return "?"
 
 
-def guarded(handler: StreamHandler, name: str | None = None) -> StreamHandler:
+def guarded(handler: StreamHandler, name: str | None = None, *, close: bool = True) -> StreamHandler:
     """Wrap a stream handler so nothing it raises reaches the swarm (which would kill the host).
 
-    On an exception the stream is reset and one line is logged; the stream is
-    always closed at the end. Cancellation passes through (host shutdown).
+    On an exception the stream is reset and one line is logged. With ``close``
+    the stream is closed when the handler returns; pass ``close=False`` for
+    py-libp2p handlers that hand the stream over to something longer-lived
+    (a relay circuit, a relayed connection). Cancellation passes through.
     """
     label = name or getattr(handler, "__qualname__", "handler")
 
@@ -153,7 +155,8 @@ def guarded(handler: StreamHandler, name: str | None = None) -> StreamHandler:
                         type(exc).__name__, exc)
             with contextlib.suppress(Exception):
                 await stream.reset()
-        finally:
+            return
+        if close:
             with contextlib.suppress(Exception):
                 await stream.close()
 
@@ -193,9 +196,9 @@ class NetHost:
         pid = self.peer_id.to_base58()
         return [f"{a}/p2p/{pid}" for a in self.host.get_transport_addrs()]
 
-    def handle(self, protocol_id: str, handler: StreamHandler) -> None:
-        """Register a stream handler, guarded."""
-        self.host.set_stream_handler(protocol_id, guarded(handler, protocol_id))  # type: ignore[arg-type]
+    def handle(self, protocol_id: str, handler: StreamHandler, *, close: bool = True) -> None:
+        """Register a stream handler, guarded (see :func:`guarded` for ``close``)."""
+        self.host.set_stream_handler(protocol_id, guarded(handler, protocol_id, close=close))  # type: ignore[arg-type]
 
     async def start_service(self, service: Any) -> None:
         """Run a py-libp2p service (KadDHT, Pubsub, ...) until the host closes; returns once started."""
