@@ -106,3 +106,6 @@ RELAY_RESERVATION_TTL_S = 3600
 RELAY_DIAL_TIMEOUT_S = 10.0
 #: AutoNAT: one dial-back query.
 AUTONAT_QUERY_TIMEOUT_S = 10.0
+#: Bound on one fragment transfer (10 MiB at loopback speed takes ~0.2 s; over a
+#: relay at ~6 MB/s about 2 s; leave room for slow volunteers).
+FRAGMENT_TRANSFER_TIMEOUT_S = 120.0
