@@ -147,3 +147,13 @@ async def test_errors_in_the_body_propagate_with_services_running(exc) -> None:
                 await Gossip(net).start()
                 await Dht(net).start()
                 raise exc
+
+
+async def test_addrs_are_dialable_and_announce_overrides() -> None:
+    with trio.fail_after(20):
+        async with open_host(["/ip4/0.0.0.0/tcp/0"]) as server, open_host() as client:
+            assert server.addrs and not any("/0.0.0.0/" in a for a in server.addrs)
+            loop = next(a for a in server.addrs if a.startswith("/ip4/127.0.0.1/"))
+            assert await client.connect(loop) == server.peer_id
+        async with open_host(announce=["/ip4/203.0.113.7/tcp/4001"]) as h:
+            assert h.addrs == [f"/ip4/203.0.113.7/tcp/4001/p2p/{h.peer_id.to_base58()}"]

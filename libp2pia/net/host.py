@@ -166,6 +166,17 @@ def guarded(handler: StreamHandler, name: str | None = None, *, close: bool = Tr
 # ---------------------------------------------------------------- host
 
 
+def expand_unspecified(addr: str) -> list[str]:
+    """``/ip4/0.0.0.0/tcp/N`` -> one address per local IPv4 interface (others unchanged)."""
+    prefix = "/ip4/0.0.0.0/"
+    if not addr.startswith(prefix):
+        return [addr]
+    import ifaddr  # a py-libp2p dependency
+
+    ips = [ip.ip for ad in ifaddr.get_adapters() for ip in ad.ips if isinstance(ip.ip, str)]
+    return [f"/ip4/{ip}/{addr[len(prefix):]}" for ip in sorted(set(ips))] or [addr]
+
+
 def make_host(key_pair: KeyPair | None = None, listen: Sequence[str] = (DEFAULT_LISTEN,)) -> IHost:
     """A host that speaks TCP + Noise + yamux only, one connection per peer."""
     kp = key_pair or create_new_key_pair()
@@ -185,6 +196,7 @@ class NetHost:
     host: IHost
     nursery: trio.Nursery
     _services: trio.Nursery
+    announce: tuple[str, ...] = ()
 
     @property
     def peer_id(self) -> ID:
@@ -192,9 +204,17 @@ class NetHost:
 
     @property
     def addrs(self) -> list[str]:
-        """Dialable multiaddrs including ``/p2p/<peer id>``."""
+        """Dialable multiaddrs including ``/p2p/<peer id>``: the ``announce`` ones if given,
+        else the listen addresses with 0.0.0.0 expanded into this machine's IPv4 addresses."""
         pid = self.peer_id.to_base58()
-        return [f"{a}/p2p/{pid}" for a in self.host.get_transport_addrs()]
+        if self.announce:
+            return [a if "/p2p/" in a else f"{a}/p2p/{pid}" for a in self.announce]
+        out: list[str] = []
+        for a in self.host.get_transport_addrs():
+            for e in expand_unspecified(str(a)):
+                if e not in out:
+                    out.append(e)
+        return [f"{a}/p2p/{pid}" for a in out]
 
     def handle(self, protocol_id: str, handler: StreamHandler, *, close: bool = True) -> None:
         """Register a stream handler, guarded (see :func:`guarded` for ``close``)."""
@@ -223,11 +243,13 @@ async def open_host(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     key_pair: KeyPair | None = None,
+    announce: Sequence[str] = (),
 ) -> AsyncIterator[NetHost]:
     """Run a host (and whatever services are started on it); always close it on exit.
 
     The identity comes from ``key_pair``, else ``data_dir/identity.key``
-    (created on first use), else a fresh random key.
+    (created on first use), else a fresh random key. ``announce`` overrides the
+    addresses we tell others (a VPS behind a provider's NAT knows its public IP).
     """
     if key_pair is None and data_dir is not None:
         key_pair = load_or_create_identity(data_dir)
@@ -242,7 +264,7 @@ async def open_host(
                 async with trio.open_nursery() as services:
                     async with trio.open_nursery() as tasks:
                         try:
-                            yield NetHost(host, tasks, services)
+                            yield NetHost(host, tasks, services, tuple(announce))
                             body_done = True
                         finally:
                             tasks.cancel_scope.cancel()
