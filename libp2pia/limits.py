@@ -12,6 +12,14 @@ MiB = 1024 * 1024
 #: Default upper bound of one fragment file. The project's premise: a phone-class
 #: volunteer can hold and serve one fragment of this size.
 DEFAULT_MAX_FRAGMENT_BYTES = 10 * MiB
+#: Smallest fragment size limit accepted: below this the fixed GGUF/metadata overhead of a
+#: fragment file (~1 KiB) dominates and tokenizer-sized headers explode into thousands of parts.
+MIN_FRAGMENT_BYTES = 4096
+#: Replication factors ``plan`` reports when none are given.
+DEFAULT_PLAN_REPLICATION = (3, 5)
+#: Read/hash chunk of the fragmenter and reassembler (large enough to amortise syscalls,
+#: small enough that peak memory stays ~ one fragment).
+IO_CHUNK_BYTES = 4 * MiB
 #: Manifest format version written by this library; readers refuse newer ones.
 MANIFEST_FORMAT_VERSION = 1
 #: GGUF versions we can read (v1 used 32-bit counts and is obsolete).

@@ -1,0 +1,192 @@
+"""Public entry points of libp2pia.quant: dequantize, matvec, matmul, prepare, warmup.
+
+Two arithmetic paths (see docs/kernels.md):
+
+| mode    | activation                                  | agrees with                       |
+|---------|---------------------------------------------|-----------------------------------|
+| "ggml"  | quantized like ggml (Q8_0/Q8_1/Q8_K/F16)    | ggml's vec_dot, ~1e-6 rel per row |
+| "exact" | float32 as given                            | dequantize(W) @ x in float64      |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+import time
+
+import numba
+import numpy as np
+
+from libp2pia.errors import QuantError
+from libp2pia.quant import _kernels as K
+from libp2pia.quant.layout import FLOAT_TYPES, Unpacked, float_values, unpack
+from libp2pia.quant.qtypes import VEC_DOT_TYPE, QType, Spec, as_bytes_2d, as_raw_1d, resolve
+
+Mode = Literal["ggml", "exact"]
+MODES: tuple[str, ...] = ("ggml", "exact")
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedMatrix:
+    """A weight matrix re-laid-out once at load time for the kernels.
+
+    `raw` keeps the GGUF bytes (rows, row_bytes); `layout` is the kernels' unpacked form (layout.py).
+    """
+
+    qtype: QType
+    rows: int
+    cols: int
+    raw: np.ndarray
+    layout: Unpacked
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the in-memory kernel layout (the GGUF bytes are only referenced)."""
+        return self.layout.nbytes
+
+
+def dequantize(raw: object, qtype: QType | str, shape: tuple[int, ...] | list[int]) -> np.ndarray:
+    """Raw GGUF bytes -> float32 array of `shape` (numpy order: last axis = row length in elements).
+
+    Bit-identical to gguf.quants.dequantize.
+    """
+    spec = resolve(qtype)
+    shape = tuple(int(s) for s in shape)
+    a = as_raw_1d(raw, spec, shape)
+    return _dequantize_flat(a, spec).reshape(shape)
+
+
+def prepare(weights: np.ndarray | PreparedMatrix, qtype: QType | str) -> PreparedMatrix:
+    """Check `weights` (uint8 (rows, row_bytes)) once and build the kernel layout."""
+    spec = resolve(qtype)
+    if isinstance(weights, PreparedMatrix):
+        if weights.qtype != spec.qtype:
+            raise QuantError(f"prepared matrix is {weights.qtype.name}, not {spec.qtype.name}")
+        return weights
+    w = as_bytes_2d(weights, spec)
+    return PreparedMatrix(spec.qtype, w.shape[0], spec.cols(w.shape[1]), w, _build_layout(w, spec))
+
+
+def matvec(weights: np.ndarray | PreparedMatrix, qtype: QType | str, x: np.ndarray,
+           mode: Mode = "ggml") -> np.ndarray:
+    """y = W x. `weights` uint8 (rows, row_bytes) or a PreparedMatrix, x float32 (cols,) -> y float32 (rows,)."""
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise QuantError(f"matvec needs a 1-D x, got shape {x.shape}")
+    return matmul(weights, qtype, x[None, :], mode)[0]
+
+
+def matmul(weights: np.ndarray | PreparedMatrix, qtype: QType | str, X: np.ndarray,
+           mode: Mode = "ggml") -> np.ndarray:
+    """Y = X W^T. X float32 (n, cols) -> Y float32 (n, rows); each weight block is loaded once per batch."""
+    if mode not in MODES:
+        raise QuantError(f"unknown arithmetic mode {mode!r} (choose from {MODES})")
+    pm = prepare(weights, qtype)
+    spec = resolve(pm.qtype)
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise QuantError(f"matmul needs a 2-D X (n, cols), got shape {X.shape}")
+    if X.shape[1] != pm.cols:
+        raise QuantError(f"X has {X.shape[1]} columns but the {spec.qtype.name} matrix has {pm.cols}")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return _matmul(pm, spec, X, mode)
+
+
+def warmup(qtypes: Iterable[QType | str]) -> dict[str, float]:
+    """Compile (or load from numba's on-disk cache) every kernel the given types need.
+
+    Returns seconds spent per type, in order; the first type pays for the shared kernels.
+    """
+    out: dict[str, float] = {}
+    for q in qtypes:
+        spec = resolve(q)
+        t0 = time.perf_counter()
+        w = np.zeros((4, spec.row_bytes(256)), np.uint8)
+        x = np.zeros((1, 256), np.float32)
+        for m in MODES:
+            matmul(w, spec.qtype, x, m)  # type: ignore[arg-type]
+        dequantize(w, spec.qtype, (4, 256))
+        out[spec.qtype.name] = time.perf_counter() - t0
+    return out
+
+
+def set_threads(n: int) -> int:
+    """Threads the kernels use from the calling thread on (clamped to numba's pool); returns the value set."""
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
+
+
+def get_threads() -> int:
+    return int(numba.get_num_threads())
+
+
+# --- implementation ---------------------------------------------------------
+
+def _dequantize_flat(a: np.ndarray, spec: Spec) -> np.ndarray:
+    if spec.qtype in FLOAT_TYPES:
+        return float_values(a.reshape(1, -1), spec.qtype).reshape(-1).copy()
+    rows = a.size // spec.type_size  # one block per "row": any tensor shape works
+    u = unpack(a.reshape(rows, spec.type_size), spec)
+    out = np.empty((rows, u.q.shape[1] * u.q.shape[2]), np.float32)
+    K.dequant_rows(u.q, u.sc, u.mn, u.d, u.dmin, out)
+    return out.reshape(-1)
+
+
+def _activation(spec: Spec, lay: Unpacked, X: np.ndarray, mode: str) -> tuple[np.ndarray, ...]:
+    """X (N, cols) -> (xq (N, nsub, sub), xs (N, nsub), xd (N, nsb), xmd (N, nsb)) for the dot kernel."""
+    n = X.shape[0]
+    nsub, sub = lay.q.shape[1], lay.q.shape[2]
+    nsb = lay.d.shape[1]
+    ones = np.ones((n, nsb), np.float32)
+    if spec.qtype in FLOAT_TYPES:
+        xq = X
+        if mode == "ggml" and spec.qtype == QType.F16:
+            xq = X.astype(np.float16).astype(np.float32)  # ggml converts x to fp16 (RNE) for F16 vec_dot
+        elif mode == "ggml" and spec.qtype == QType.BF16:
+            xq = _round_bf16(X)
+        return xq.reshape(n, nsub, sub), np.zeros((n, nsub), np.float32), ones, ones
+    vdt = VEC_DOT_TYPE[spec.qtype]
+    if mode == "exact":
+        xq = X.reshape(n, nsub, sub)
+        xs = np.empty((n, nsub), np.float32)
+        K.block_sums(xq, xs)
+        return xq, xs, ones, ones
+    if vdt == QType.Q8_K:
+        xq = np.empty((n, X.shape[1] // 256, 256), np.float32)
+        xd = np.empty((n, X.shape[1] // 256), np.float32)
+        K.quantize_q8_k(X.reshape(xq.shape), xq, xd)
+        xq = xq.reshape(n, nsub, sub)
+        xs = np.empty((n, nsub), np.float32)
+        K.block_sums(xq, xs)
+        return xq, xs, xd, xd
+    xq = np.empty((n, nsub, 32), np.float32)
+    d32 = np.empty((n, nsub), np.float32)
+    s32 = np.empty((n, nsub), np.float32)
+    K.quantize_q8_0(X.reshape(xq.shape), xq, d32, s32)
+    xd = d32.astype(np.float16).astype(np.float32)  # Q8_0/Q8_1 store d as fp16
+    if vdt == QType.Q8_1:
+        return xq, np.ones((n, nsub), np.float32), xd, s32.astype(np.float16).astype(np.float32)
+    return xq, np.zeros((n, nsub), np.float32), xd, ones
+
+
+def _round_bf16(X: np.ndarray) -> np.ndarray:
+    """ggml_compute_fp32_to_bf16 then back: round to nearest even, NaN kept quiet."""
+    u = X.view(np.uint32).astype(np.uint64)
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    r = ((u + (0x7FFF + ((u >> 16) & 1))) >> 16) & 0xFFFF
+    r = np.where(nan, (u >> 16) | 64, r)
+    return (r.astype(np.uint32) << 16).view(np.float32)
+
+
+def _build_layout(w: np.ndarray, spec: Spec) -> Unpacked:
+    return unpack(w, spec, K.ROWS_PER_GROUP)
+
+
+def _matmul(pm: PreparedMatrix, spec: Spec, X: np.ndarray, mode: str) -> np.ndarray:
+    lay = pm.layout
+    xq, xs, xd, xmd = _activation(spec, lay, X, mode)
+    y = np.empty((X.shape[0], lay.q.shape[0]), np.float32)
+    K.dot_rows(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq, xs, xd, xmd, y)
+    return np.ascontiguousarray(y[:, : pm.rows])
