@@ -153,7 +153,7 @@ async def role_dht(args: argparse.Namespace) -> None:
     from libp2pia.net.dht import Dht
     from libp2pia.net.host import open_host
     from libp2pia.wire import libp2pia_pb2 as pb
-    from libp2pia.wire.manifest import MANIFEST_NAMESPACE, canonical_json, manifest_key
+    from libp2pia.wire.manifest import MANIFEST_NAMESPACE, manifest_key
 
     class AcceptAll:
         def validate(self, key, value):  # noqa: ANN001, ANN201
@@ -183,7 +183,7 @@ async def role_dht(args: argparse.Namespace) -> None:
         for path in args.forge:
             m = json.loads(Path(path).read_text())
             forged = {**m, "architecture": "forged"}  # model_id kept: content no longer hashes to it
-            rec = pb.ManifestRecord(model_id=m["model_id"], manifest_json=canonical_json(forged))
+            rec = pb.ManifestRecord(model_id=m["model_id"], manifest_json=json.dumps(forged).encode())
             await dht.kad.put_value(manifest_key(m["model_id"]), rec.SerializeToString())
         _ready(net, routing_table=dht.routing_table_size)
         await _wait_stdin_closed()
