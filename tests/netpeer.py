@@ -224,7 +224,7 @@ async def role_natclient(args: argparse.Namespace) -> None:
     """Dial --target (a circuit address), time compute round trips relayed, then after DCUtR."""
     import time
 
-    from libp2pia.net.host import open_host
+    from libp2pia.net.host import open_host, stream_kind
     from libp2pia.net.relay import RelayClient, connect_any, connection_kinds, start_dcutr
     from libp2pia.net.rpc import ComputeClient
 
@@ -237,6 +237,7 @@ async def role_natclient(args: argparse.Namespace) -> None:
         client = ComputeClient(net)
         x = np.ones((1, 640), np.float32)
         call = WireCall(TOY_FRAGMENTS[0], "ffn", 1, np.zeros(1, np.int32), x)
+        kinds: list[str] = []  # the connection kind each measurement's stream ran on
 
         async def measure(n: int) -> float:
             await client.open_session(pid, f"s{time.monotonic_ns()}")
@@ -247,6 +248,7 @@ async def role_natclient(args: argparse.Namespace) -> None:
                 (y,) = await client.compute(pid, sid, [call])
                 out.append(time.perf_counter() - t0)
             assert float(y[0, 0]) == 3.0
+            kinds.append(stream_kind(client._channels[(pid, sid)].stream.stream))  # noqa: SLF001
             await client.close_session(pid, sid)
             return 1e3 * sorted(out)[len(out) // 2]
 
@@ -258,7 +260,8 @@ async def role_natclient(args: argparse.Namespace) -> None:
         rtt_after = await measure(30)
         await client.aclose()
         print(json.dumps({"peer_id": pid.to_base58(), "kinds_first": kinds_first, "rtt_first_ms": rtt_first,
-                          "kinds_after": kinds_after, "rtt_after_ms": rtt_after}), flush=True)
+                          "kinds_after": kinds_after, "rtt_after_ms": rtt_after,
+                          "stream_kinds": kinds}), flush=True)
         await _wait_stdin_closed()
 
 

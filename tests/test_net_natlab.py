@@ -31,5 +31,8 @@ async def test_worker_behind_nat_is_reached_through_the_relay(capsys) -> None:
                                      "--wait-direct", "15", prefix=lab.exec("wan"), ready_timeout=90) as c:
                         assert c["peer_id"] == w["peer_id"]
                         assert c["kinds_first"] == ["relayed"]
+                        assert c["stream_kinds"][0] == "relayed"
+                        if "direct" in c["kinds_after"]:  # DCUtR worked: the next session goes direct
+                            assert c["stream_kinds"][1] == "direct"
                         with capsys.disabled():
                             print("\nNAT lab:", json.dumps({k: v for k, v in c.items() if k != "process"}))

@@ -126,6 +126,28 @@ def quiet_libp2p_logs(level: int = logging.ERROR) -> None:
             h.addFilter(_BenignFilter())
 
 
+# ---------------------------------------------------------------- connections
+
+
+def conn_kind(conn: Any) -> str:
+    """'relayed' for a circuit-relay connection, else 'direct' (py-libp2p SwarmConn)."""
+    from libp2p.connection_types import ConnectionType
+
+    if getattr(conn, "get_connection_type", lambda: None)() == ConnectionType.RELAYED:
+        return "relayed"
+    try:
+        addrs = [str(a) for a in conn.get_transport_addresses()]
+    except Exception:  # noqa: BLE001 - a closing connection may fail to answer
+        return "direct"
+    return "relayed" if any("/p2p-circuit" in a for a in addrs) else "direct"
+
+
+def stream_kind(stream: INetStream) -> str:
+    """The kind of connection a stream runs on (see :func:`conn_kind`)."""
+    conn = getattr(stream, "swarm_conn", None)
+    return conn_kind(conn) if conn is not None else "direct"
+
+
 # ---------------------------------------------------------------- handlers
 
 

@@ -22,7 +22,6 @@ from typing import Literal
 
 import multiaddr
 import trio
-from libp2p.connection_types import ConnectionType
 from libp2p.host.autonat import AutoNATService, AutoNATStatus
 from libp2p.host.autonat.autonat import AUTONAT_PROTOCOL_ID
 from libp2p.peer.id import ID
@@ -40,7 +39,7 @@ from ..limits import (
     RELAY_DIAL_TIMEOUT_S, RELAY_MAX_CIRCUITS, RELAY_MAX_RESERVATIONS, RELAY_RESERVATION_TTL_S,
 )
 from .framed import open_stream, to_peer_id, translate_link_errors
-from .host import NetHost
+from .host import NetHost, conn_kind
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +67,7 @@ def circuit_addr(relay_addr: str, peer: ID | str) -> str:
 
 def connection_kinds(net: NetHost, peer: ID | str) -> list[Literal["direct", "relayed"]]:
     """The kind of every open connection to ``peer`` (empty if none)."""
-    kinds: list[Literal["direct", "relayed"]] = []
-    for conn in net.host.get_network().get_connections(to_peer_id(peer)):
-        addrs = [str(a) for a in conn.get_transport_addresses()]  # type: ignore[attr-defined]
-        relayed = (getattr(conn, "get_connection_type", lambda: None)() == ConnectionType.RELAYED
-                   or any(CIRCUIT in a for a in addrs))
-        kinds.append("relayed" if relayed else "direct")
-    return kinds
+    return [conn_kind(c) for c in net.host.get_network().get_connections(to_peer_id(peer))]  # type: ignore[misc]
 
 
 async def start_relay_hop(net: NetHost, limits: RelayLimits | None = None) -> CircuitV2Protocol:

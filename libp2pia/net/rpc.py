@@ -44,7 +44,7 @@ from ..wire.compute import (
 )
 from ..wire.tensor import DEFAULT_ACTIVATION_DTYPE
 from .framed import FramedStream, open_stream, to_peer_id
-from .host import NetHost, StreamHandler, stream_peer
+from .host import NetHost, StreamHandler, conn_kind, stream_kind, stream_peer
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +185,17 @@ class ComputeClient:
         """Smoothed request round trip to ``peer`` in seconds (None before the first call)."""
         return self._rtt.get(to_peer_id(peer))
 
+    def _has_direct(self, pid: ID) -> bool:
+        return any(conn_kind(c) == "direct" for c in self.net.host.get_network().get_connections(pid))
+
     async def _channel(self, pid: ID, session_id: str) -> _Channel:
         ch = self._channels.get((pid, session_id))
+        if ch is not None and not ch.lock.locked() and stream_kind(ch.stream.stream) == "relayed" \
+                and self._has_direct(pid):
+            # DCUtR made a direct link since this stream was opened: move the session's traffic
+            # there (the worker keys sessions by id, not by stream). New streams prefer direct links.
+            await self._drop((pid, session_id), reset=False)
+            ch = None
         if ch is None:
             stream = await open_stream(self.net.host, pid, [PROTOCOL_ID])
             ch = self._channels.setdefault((pid, session_id), _Channel(FramedStream(stream, self.max_bytes)))
