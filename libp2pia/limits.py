@@ -100,3 +100,23 @@ GOSSIP_HEARTBEAT_INTERVAL_S = 1.0
 GOSSIP_MAX_MESSAGES_PER_TOPIC_PER_S = 200
 #: How long closing a host may take before we give up on a clean close.
 HOST_CLOSE_TIMEOUT_S = 5.0
+
+# --- relay (circuit relay v2) ------------------------------------------------
+#: A relayed circuit lives as long as a long chat session; py-libp2p's default is 1 h too.
+RELAY_CIRCUIT_DURATION_S = 3600
+#: Bytes one circuit may carry: a 50-token Gemma 3 270M answer moves ~5 MB of
+#: activations; big models and long chats need more. Heavy traffic should go
+#: over DCUtR's direct link anyway (a relay does ~6 MB/s).
+RELAY_CIRCUIT_BYTES = 1024 * MiB
+#: Concurrent circuits and reservations one relay accepts.
+RELAY_MAX_CIRCUITS = 256
+RELAY_MAX_RESERVATIONS = 128
+#: How long a reservation stays valid before the client's refresher renews it.
+RELAY_RESERVATION_TTL_S = 3600
+#: Reserving a slot or dialing through a relay (two hops plus a handshake).
+RELAY_DIAL_TIMEOUT_S = 10.0
+#: AutoNAT: one dial-back query.
+AUTONAT_QUERY_TIMEOUT_S = 10.0
+#: Bound on one fragment transfer (10 MiB at loopback speed takes ~0.2 s; over a
+#: relay at ~6 MB/s about 2 s; leave room for slow volunteers).
+FRAGMENT_TRANSFER_TIMEOUT_S = 120.0

@@ -18,7 +18,7 @@ from libp2p.records.utils import InvalidRecordType
 from libp2pia.net.dht import Dht, ManifestValidator, dedupe_providers
 from libp2pia.net.host import open_host
 from libp2pia.wire import libp2pia_pb2 as pb
-from libp2pia.wire.manifest import canonical_json, encode_manifest_record, manifest_key, manifest_model_id
+from libp2pia.wire.manifest import encode_manifest_record, manifest_key, manifest_model_id
 from netpeer import spawn
 
 F1, F2, F3 = "a" * 64, "b" * 64, "c" * 64
@@ -35,7 +35,7 @@ def test_validator_accepts_only_content_matching_its_key() -> None:
     v = ManifestValidator()
     m = manifest("gemma3")
     v.validate(manifest_key(m["model_id"]), encode_manifest_record(m))
-    forged = pb.ManifestRecord(model_id=m["model_id"], manifest_json=canonical_json({**m, "architecture": "x"}))
+    forged = pb.ManifestRecord(model_id=m["model_id"], manifest_json=json.dumps({**m, "architecture": "x"}).encode())
     with pytest.raises(InvalidRecordType):
         v.validate(manifest_key(m["model_id"]), forged.SerializeToString())
     other = manifest("llama")
@@ -79,5 +79,5 @@ async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path)
                     assert forger["process"].returncode is None
                     # and we cannot publish a forged one ourselves either
                     with pytest.raises(InvalidRecordType):
-                        rec = pb.ManifestRecord(model_id=good["model_id"], manifest_json=canonical_json({**good, "x": 1}))
+                        rec = pb.ManifestRecord(model_id=good["model_id"], manifest_json=json.dumps({**good, "x": 1}).encode())
                         await dht.kad.put_value(manifest_key(good["model_id"]), rec.SerializeToString())

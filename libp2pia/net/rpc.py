@@ -44,7 +44,7 @@ from ..wire.compute import (
 )
 from ..wire.tensor import DEFAULT_ACTIVATION_DTYPE
 from .framed import FramedStream, open_stream, to_peer_id
-from .host import NetHost, StreamHandler, stream_peer
+from .host import NetHost, StreamHandler, conn_kind, stream_kind, stream_peer
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class ServerStats:
     bad_frames: int = 0
     streams: int = 0
     active_streams: int = 0
+    inflight: int = 0  # compute requests being computed now
 
 
 def error_code_for(exc: BaseException) -> str:
@@ -106,8 +107,14 @@ def compute_handler(
     idle_timeout: float = STREAM_IDLE_TIMEOUT_S,
     write_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
     max_bytes: int = MAX_MESSAGE_BYTES,
+    max_inflight: int | None = None,
 ) -> StreamHandler:
-    """A stream handler serving ``service`` (register it with ``NetHost.handle(PROTOCOL_ID, ...)``)."""
+    """A stream handler serving ``service`` (register it with ``NetHost.handle(PROTOCOL_ID, ...)``).
+
+    With ``max_inflight``, a compute request arriving while that many are being
+    computed (over all streams) is answered OVERLOADED at once, so the client
+    can use another replica instead of queueing behind a saturated worker.
+    """
     st = stats if stats is not None else ServerStats()
 
     async def handler(stream: INetStream) -> None:
@@ -138,6 +145,13 @@ def compute_handler(
                     st.errors += 1
                     await fs.send(encode_error(0, "BAD_REQUEST", str(exc)), write_timeout)
                     continue
+                busy = max_inflight is not None and req.op == "compute" and st.inflight >= max_inflight
+                if busy:
+                    st.errors += 1
+                    await fs.send(encode_error(req.id, "OVERLOADED", f"{st.inflight} requests in progress"),
+                                  write_timeout)
+                    continue
+                st.inflight += req.op == "compute"
                 try:
                     answer = await _answer(service, peer, req)
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a typed answer
@@ -146,6 +160,8 @@ def compute_handler(
                     if code == "INTERNAL":
                         log.exception("compute: internal error serving %s", peer[:16])
                     answer = encode_error(req.id, code, str(exc), getattr(exc, "fragment", ""))
+                finally:
+                    st.inflight -= req.op == "compute"
                 await fs.send(answer, write_timeout)
         finally:
             st.active_streams -= 1
@@ -185,8 +201,17 @@ class ComputeClient:
         """Smoothed request round trip to ``peer`` in seconds (None before the first call)."""
         return self._rtt.get(to_peer_id(peer))
 
+    def _has_direct(self, pid: ID) -> bool:
+        return any(conn_kind(c) == "direct" for c in self.net.host.get_network().get_connections(pid))
+
     async def _channel(self, pid: ID, session_id: str) -> _Channel:
         ch = self._channels.get((pid, session_id))
+        if ch is not None and not ch.lock.locked() and stream_kind(ch.stream.stream) == "relayed" \
+                and self._has_direct(pid):
+            # DCUtR made a direct link since this stream was opened: move the session's traffic
+            # there (the worker keys sessions by id, not by stream). New streams prefer direct links.
+            await self._drop((pid, session_id), reset=False)
+            ch = None
         if ch is None:
             stream = await open_stream(self.net.host, pid, [PROTOCOL_ID])
             ch = self._channels.setdefault((pid, session_id), _Channel(FramedStream(stream, self.max_bytes)))
