@@ -25,7 +25,7 @@ from ..fragments import Fragment, GGUFFragments, file_sha256, load_manifest, ope
 from ..fragments.plan import HEADER_SLICE
 from ..fragments.slices import ByteSlice
 from ..gguf.reader import GGUFHeader, parse_header
-from ..limits import DEFAULT_CONTEXT_LENGTH
+from ..limits import DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_FRAGMENT_BYTES
 from ..model.build import COMPUTE_ROLES, Shard, TensorData, build_shard
 from ..model.config import ModelConfig
 from ..model.layout import ModelLayout, fragment_key
@@ -49,8 +49,8 @@ def tensor_data(frag: Fragment) -> dict[str, TensorData]:
 class GGUFSource:
     """A plain GGUF, fragmented in memory by the planner."""
 
-    def __init__(self, path: Path) -> None:
-        self.frags = GGUFFragments(path)
+    def __init__(self, path: Path, max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES) -> None:
+        self.frags = GGUFFragments(path, max_fragment_bytes)
         self.fragments: list[dict[str, Any]] = self.frags.manifest["fragments"]
         self.metadata = self.frags.header.kv
 
@@ -95,7 +95,8 @@ class ManifestSource:
         pass
 
 
-def open_source(path: str | Path) -> GGUFSource | ManifestSource:
+def open_source(path: str | Path, max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES) -> GGUFSource | ManifestSource:
+    """A manifest directory (or its manifest.json), else a GGUF planned in memory with `max_fragment_bytes`."""
     p = Path(path)
     if p.is_dir():
         return ManifestSource(p)
@@ -103,12 +104,14 @@ def open_source(path: str | Path) -> GGUFSource | ManifestSource:
         return ManifestSource(p.parent)
     if not p.exists():
         raise FileNotFoundError(2, "no such model file or manifest directory", str(p))
-    return GGUFSource(p)
+    return GGUFSource(p, max_fragment_bytes)
 
 
-def load_model(path: str | Path, *, context_limit: int = DEFAULT_CONTEXT_LENGTH) -> LoadedModel:
-    """`path` is a .gguf file or a directory holding manifest.json and fragment files."""
-    src = open_source(path)
+def load_model(path: str | Path, *, context_limit: int = DEFAULT_CONTEXT_LENGTH,
+               max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES) -> LoadedModel:
+    """`path` is a .gguf file (cut in memory into fragments of at most `max_fragment_bytes`) or a
+    directory holding manifest.json and fragment files."""
+    src = open_source(path, max_fragment_bytes)
     try:
         return _load(src, path, context_limit)
     finally:
