@@ -214,11 +214,12 @@ def test_metadata_from_a_gguf_file(tmp_path):
 
 
 # --- live comparison with llama.cpp ----------------------------------------------------------
-_LIVE_TEXT = st.text(st.one_of(
+_LIVE_TEXT = st.lists(st.one_of(
     st.characters(blacklist_categories=("Cs",)),
     st.sampled_from(["<start_of_turn>", "<end_of_turn>", "<bos>", "<s>", "</s>", "[INST]", "\n\n",
-                     "  ", "\t\t", "<tag>", "'s", "'LL", "<0x41>", "<unused3>", "<table>"])),
-    max_size=30)
+                     "  ", "\t\t", "<tag>", "'s", "'LL", "<0x41>", "<unused3>", "<table>", " a",
+                     "The", "ing", "é", "你好", "\r\n"])),
+    max_size=20).map("".join)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ needed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -64,8 +65,8 @@ PRE_TOKENIZERS: dict[str, PreTokenizer] = {
                           "exaone4")},
     "trillion": PreTokenizer((GPT2,), clean_spaces=False),
     "granite-docling": PreTokenizer((GPT2,), clean_spaces=False),
-    **{n: _QWEN2 for n in ("qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez")},
-    "stablelm2": PreTokenizer((QWEN2,)),
+    **{n: _QWEN2 for n in ("qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2")},
+    "stablelm2": PreTokenizer((QWEN2,)), "megrez": PreTokenizer((QWEN2,)),
     "tekken": PreTokenizer((TEKKEN,), clean_spaces=False, ignore_merges=True, add_bos=True),
     **{n: PreTokenizer(_STARCODER) for n in ("starcoder", "refact", "codeshell", "exaone",
                                               "minerva-7b", "mellum2")},
@@ -169,7 +170,7 @@ def _compile(expr: str) -> re.Pattern[str]:
 
 
 # --- llama.cpp's hand-written splitters -----------------------------------------------
-def _split_custom(text: str, lengths: list[int], fn) -> list[int]:
+def _split_custom(text: str, lengths: list[int], fn: Callable[[str], list[int]]) -> list[int]:
     out: list[int] = []
     start = 0
     for n in lengths:
