@@ -17,10 +17,14 @@ import warnings
 import numpy as np
 import pytest
 
+from libp2pia.limits import DEFAULT_MAX_FRAGMENT_BYTES
+
 from golden.compare import F32_ATOL, INDEX, cases, greedy_report, kl_topk, teacher_forced
 from golden.models import ENGINE_BACKENDS, SOURCES, engine_for, kl_bound, near_tie_tolerance
 
 F32_MODELS = [m for m in INDEX if m.endswith("-f32")]
+#: fragment size for the small synthetic models, so attention/FFN/vocab each span several fragments
+SMALL_FRAGMENT = 256 * 1024
 QUANT_MODELS = [m for m in INDEX if not m.endswith("-f32")]
 
 
@@ -92,10 +96,9 @@ def golden_models(gemma_path, tmp_path_factory):  # type: ignore[no-untyped-def]
 def fragment_dir(gguf_path, out):  # type: ignore[no-untyped-def]
     """Cut a GGUF into fragment files + manifest.json with libp2pia.fragments (small fragments so that
     every model is split into several shards per role)."""
-    try:
-        from libp2pia.fragments.cut import cut
-    except ImportError:
-        pytest.skip("libp2pia.fragments.cut has not landed yet")
+    from libp2pia.fragments import fragment
+
     if not (out / "manifest.json").exists():
-        cut(gguf_path, out)
+        size = gguf_path.stat().st_size
+        fragment(gguf_path, out, max_fragment_bytes=DEFAULT_MAX_FRAGMENT_BYTES if size > 64 << 20 else SMALL_FRAGMENT)
     return out
