@@ -97,3 +97,23 @@ GOSSIP_HEARTBEAT_INTERVAL_S = 1.0
 GOSSIP_MAX_MESSAGES_PER_TOPIC_PER_S = 200
 #: How long closing a host may take before we give up on a clean close.
 HOST_CLOSE_TIMEOUT_S = 5.0
+
+# --- relay (circuit relay v2 hop) ---------------------------------------------
+#: Reservations a relay grants at once: a relay helps peers behind NAT reach the
+#: swarm, it is not a data plane (relayed throughput is ~6 MB/s in py-libp2p).
+RELAY_MAX_RESERVATIONS = 128
+#: Concurrent relayed connections.
+RELAY_MAX_CIRCUITS = 64
+#: How long one relayed connection may last, and how many bytes it may carry
+#: (DCUtR should have upgraded it to a direct link long before).
+RELAY_MAX_CIRCUIT_SECONDS = 3600
+RELAY_MAX_CIRCUIT_BYTES = 256 * MiB
+#: Validity of a reservation; peers refresh before it expires.
+RELAY_RESERVATION_TTL_S = 3600
+
+# --- node processes ------------------------------------------------------------
+#: How long `libp2pia swarm` waits for one process's readiness line (a worker loads,
+#: verifies and warms its fragments first; 2 cores shared by many processes).
+PROCESS_READY_TIMEOUT_S = 180.0
+#: How long a terminated process may take to exit before it is killed.
+PROCESS_STOP_TIMEOUT_S = 10.0
