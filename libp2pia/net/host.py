@@ -234,9 +234,13 @@ async def open_host(
             try:
                 # Services (each with its own nursery) are entered into `stack` while
                 # `nursery` is open, so the stack must be the inner context.
-                async with trio.open_nursery() as nursery, contextlib.AsyncExitStack() as stack:
+                # Cancel our tasks only after the services have stopped: cancelling first made
+                # their shutdown raise Cancelled, which replaced (and so swallowed) any error
+                # raised by the body.
+                async with trio.open_nursery() as nursery:
                     try:
-                        yield NetHost(host, nursery, stack)
+                        async with contextlib.AsyncExitStack() as stack:
+                            yield NetHost(host, nursery, stack)
                     finally:
                         nursery.cancel_scope.cancel()
             finally:
