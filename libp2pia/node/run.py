@@ -116,6 +116,20 @@ async def _serve(serve: Callable[..., Any], cfg: Any) -> None:
         print_ready(info if isinstance(info, dict) else info.to_json())
 
 
+def silence_libp2p() -> None:
+    """Drop py-libp2p's log records (call after importing libp2p, which resets its logger).
+
+    Its logger does not propagate and has no handler, so records reach logging.lastResort:
+    multi-line ERRORs for benign stream failures. Ours say what happened instead.
+    """
+    from ..net.host import quiet_libp2p_logs
+
+    quiet_libp2p_logs(logging.CRITICAL)
+    lg = logging.getLogger("libp2p")
+    if not any(isinstance(h, logging.NullHandler) for h in lg.handlers):
+        lg.addHandler(logging.NullHandler())
+
+
 def _leaf(exc: BaseException) -> BaseException:
     """The one real error inside nested single-member exception groups (trio nurseries wrap them)."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -127,15 +141,11 @@ def main(role: str, argv: Sequence[str] | None = None, prog: str | None = None) 
     import trio
 
     from ..cli import configure_logging
-    from ..net.host import quiet_libp2p_logs
 
     args = build_parser(role, prog).parse_args(argv)
     configure_logging(args.verbose, args.quiet, args.debug)
     if not args.debug:
-        quiet_libp2p_logs(logging.CRITICAL)
-        # py-libp2p's logger does not propagate and has no handler, so its records reach
-        # logging.lastResort (multi-line ERRORs for benign stream failures): swallow them.
-        logging.getLogger("libp2p").addHandler(logging.NullHandler())
+        silence_libp2p()
     name = prog or f"libp2pia-{role}"
     try:
         trio.run(_until_signal, _ROLE_MAIN[role], args)
