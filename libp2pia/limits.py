@@ -120,3 +120,10 @@ AUTONAT_QUERY_TIMEOUT_S = 10.0
 #: Bound on one fragment transfer (10 MiB at loopback speed takes ~0.2 s; over a
 #: relay at ~6 MB/s about 2 s; leave room for slow volunteers).
 FRAGMENT_TRANSFER_TIMEOUT_S = 120.0
+
+# --- node processes ------------------------------------------------------------
+#: How long `libp2pia swarm` waits for one process's readiness line (a worker loads,
+#: verifies and warms its fragments first; 2 cores shared by many processes).
+PROCESS_READY_TIMEOUT_S = 180.0
+#: How long a terminated process may take to exit before it is killed.
+PROCESS_STOP_TIMEOUT_S = 10.0
