@@ -74,8 +74,9 @@ def test_plan_mistral_large_3_from_header_only(ml3: Path, capsys: pytest.Capture
     assert all(s_["expert"] is None for f in fr if f["role"] == "shared_expert" for s_ in f["slices"])
 
 
-def test_plan_human_output(ml3: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = run_ok(capsys, "plan", str(ml3), "--max-fragment-size", "20MiB", "--replication", "2")
+def test_plan_human_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mixtral = write_preset("mixtral-8x7b", tmp_path / "mixtral.gguf")
+    out = run_ok(capsys, "plan", str(mixtral), "--max-fragment-size", "20MiB", "--replication", "2")
     assert "class conditional" in out and "R=2:" in out and "touched per token" in out
 
 
