@@ -12,6 +12,17 @@ MiB = 1024 * 1024
 #: Default upper bound of one fragment file. The project's premise: a phone-class
 #: volunteer can hold and serve one fragment of this size.
 DEFAULT_MAX_FRAGMENT_BYTES = 10 * MiB
+#: Smallest fragment size limit accepted: below this the fixed GGUF/metadata overhead of a
+#: fragment file (~1 KiB) dominates and tokenizer-sized headers explode into thousands of parts.
+MIN_FRAGMENT_BYTES = 4096
+#: Replication factors ``plan`` reports when none are given.
+DEFAULT_PLAN_REPLICATION = (3, 5)
+#: Read/hash chunk of the fragmenter and reassembler (large enough to amortise syscalls,
+#: small enough that peak memory stays ~ one fragment).
+IO_CHUNK_BYTES = 4 * MiB
+#: Above this many fragments manifest.json is written on one line: Python's JSON encoder is
+#: ~20x slower with indentation, which dominates for models with 10^4-10^5 fragments.
+MANIFEST_INDENT_MAX_FRAGMENTS = 2000
 #: Manifest format version written by this library; readers refuse newer ones.
 MANIFEST_FORMAT_VERSION = 1
 #: GGUF versions we can read (v1 used 32-bit counts and is obsolete).
@@ -49,3 +60,75 @@ DEFAULT_HEARTBEAT_MISSES = 3
 FRAGMENT_CHUNK_BYTES = 1 * MiB
 #: Default storage budget of a worker.
 DEFAULT_WORKER_STORAGE_BYTES = 10 * MiB
+
+# --- wire format -------------------------------------------------------------
+#: Most dimensions a tensor on the wire may have: activations are [n, d], token
+#: ids [n]; anything beyond a handful is a malformed message.
+MAX_TENSOR_DIMS = 4
+#: Most shard calls in one compute request: every shard of one phase held by a
+#: single peer (a laptop may hold hundreds of fragments; a layer has at most a
+#: few hundred experts).
+MAX_CALLS_PER_REQUEST = 1024
+#: Longest session id (we send 32 hex characters; leave room for others).
+MAX_SESSION_ID_CHARS = 128
+#: Longest fragment id: a sha256 in hex.
+FRAGMENT_ID_CHARS = 64
+#: Bytes of a varint length prefix we accept before declaring the frame
+#: malformed (4 bytes already encode 256 MiB > MAX_MESSAGE_BYTES).
+MAX_VARINT_PREFIX_BYTES = 5
+#: Most addresses and fragment ids in one announcement (keeps it under
+#: MAX_ANNOUNCE_BYTES with room to spare).
+MAX_ANNOUNCED_ADDRS = 32
+MAX_ANNOUNCED_FRAGMENTS = 900
+#: Largest model manifest record stored in the DHT: py-libp2p refuses DHT records
+#: over 1 MiB (kad_dht.common.MAX_RECORD_SIZE); Gemma 3 270M's manifest is ~0.1 MiB.
+#: A bigger manifest would have to travel as a fragment.
+MAX_MANIFEST_RECORD_BYTES = 1000 * 1024
+
+# --- network services --------------------------------------------------------
+#: Bound on reading one stream chunk while a frame is incomplete.
+STREAM_READ_CHUNK_BYTES = 256 * 1024
+#: Opening a stream or negotiating a protocol on an existing connection.
+DEFAULT_STREAM_OPEN_TIMEOUT_S = 5.0
+#: How long a server waits for the next request on an idle reused stream before
+#: closing it (a session's client sends one per layer phase per token).
+STREAM_IDLE_TIMEOUT_S = 300.0
+#: A DHT lookup (get_value, find_providers, provide, put_value).
+DHT_QUERY_TIMEOUT_S = 10.0
+#: Routing table refresh: how long one refresh may take, and how often it runs.
+DHT_REFRESH_TIMEOUT_S = 20.0
+DHT_REFRESH_PERIOD_S = 60.0
+#: Gossipsub heartbeat (mesh maintenance); 120 s upstream default is far too slow.
+GOSSIP_HEARTBEAT_INTERVAL_S = 1.0
+#: Gossipsub spam limit per peer per topic: announcements are ~1 per period per
+#: peer, but a burst at start-up must not be dropped.
+GOSSIP_MAX_MESSAGES_PER_TOPIC_PER_S = 200
+#: How long closing a host may take before we give up on a clean close.
+HOST_CLOSE_TIMEOUT_S = 5.0
+
+# --- relay (circuit relay v2) ------------------------------------------------
+#: A relayed circuit lives as long as a long chat session; py-libp2p's default is 1 h too.
+RELAY_CIRCUIT_DURATION_S = 3600
+#: Bytes one circuit may carry: a 50-token Gemma 3 270M answer moves ~5 MB of
+#: activations; big models and long chats need more. Heavy traffic should go
+#: over DCUtR's direct link anyway (a relay does ~6 MB/s).
+RELAY_CIRCUIT_BYTES = 1024 * MiB
+#: Concurrent circuits and reservations one relay accepts.
+RELAY_MAX_CIRCUITS = 256
+RELAY_MAX_RESERVATIONS = 128
+#: How long a reservation stays valid before the client's refresher renews it.
+RELAY_RESERVATION_TTL_S = 3600
+#: Reserving a slot or dialing through a relay (two hops plus a handshake).
+RELAY_DIAL_TIMEOUT_S = 10.0
+#: AutoNAT: one dial-back query.
+AUTONAT_QUERY_TIMEOUT_S = 10.0
+#: Bound on one fragment transfer (10 MiB at loopback speed takes ~0.2 s; over a
+#: relay at ~6 MB/s about 2 s; leave room for slow volunteers).
+FRAGMENT_TRANSFER_TIMEOUT_S = 120.0
+
+# --- node processes ------------------------------------------------------------
+#: How long `libp2pia swarm` waits for one process's readiness line (a worker loads,
+#: verifies and warms its fragments first; 2 cores shared by many processes).
+PROCESS_READY_TIMEOUT_S = 180.0
+#: How long a terminated process may take to exit before it is killed.
+PROCESS_STOP_TIMEOUT_S = 10.0

@@ -1,0 +1,173 @@
+"""The client token loop: embeds, fans each layer out in two phases, sums, samples.
+
+Per layer (DESIGN.md §1):
+
+    x = norm(h)                      -> attention shards (partial O products)  -> Σ -> [post-norm] -> h += a
+    x = norm(h) [router top-k]       -> FFN / expert shards (partial down)     -> Σ -> [post-norm] -> h += f
+
+Norms, residuals, routing and sampling happen here; shards are reached only
+through the Backend interface, so the same loop runs in-process or over libp2p.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ModelError, SessionError
+from ..model.layout import ModelLayout
+from ..model.ops import rms_norm
+from ..model.routing import route
+from .interface import Backend, ShardCall
+
+F32 = np.float32
+
+
+@dataclass
+class Session:
+    """Client-side state of one conversation: tokens processed so far and, per layer, the normalized
+    attention inputs sent (a replica that lost its KV cache is rebuilt by replaying them)."""
+
+    id: str
+    tokens: list[int] = field(default_factory=list)
+    attn_inputs: list[list[np.ndarray]] = field(default_factory=list)
+    closed: bool = False
+
+    @property
+    def n_past(self) -> int:
+        return len(self.tokens)
+
+    def attention_history(self, layer: int) -> np.ndarray:
+        """All normalized attention inputs of `layer` so far, (n_past, n_embd)."""
+        parts = self.attn_inputs[layer]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), F32)
+
+
+class Engine:
+    """Drives generation over a backend. `prompt_chunk` bounds how many tokens go in one batch."""
+
+    def __init__(self, layout: ModelLayout, backend: Backend, *, prompt_chunk: int = 512,
+                 keep_history: bool = True) -> None:
+        self.layout = layout
+        self.cfg = layout.cfg
+        self.backend = backend
+        self.prompt_chunk = prompt_chunk
+        self.keep_history = keep_history
+
+    # --- sessions -------------------------------------------------------
+    async def open_session(self, session_id: str | None = None) -> Session:
+        s = Session(session_id or uuid.uuid4().hex, attn_inputs=[[] for _ in range(self.cfg.n_layer)])
+        await self.backend.open_session(s.id)
+        return s
+
+    async def close_session(self, session: Session) -> None:
+        if not session.closed:
+            session.closed = True
+            await self.backend.close_session(session.id)
+
+    # --- one forward pass -----------------------------------------------
+    async def forward(self, session: Session, tokens: Sequence[int], *, all_logits: bool = False) -> np.ndarray:
+        """Feed `tokens` after the session's history; returns logits (n, n_vocab) if `all_logits`,
+        else (1, n_vocab) for the last token. Long inputs run in chunks of `prompt_chunk`."""
+        if session.closed:
+            raise SessionError(f"session {session.id} is closed")
+        if not len(tokens):
+            raise ModelError("forward needs at least one token")
+        if session.n_past + len(tokens) > self.cfg.context_length:
+            raise ModelError(f"context limit of {self.cfg.context_length} tokens exceeded")
+        outs = []
+        for i in range(0, len(tokens), self.prompt_chunk):
+            chunk = [int(t) for t in tokens[i:i + self.prompt_chunk]]
+            last = i + self.prompt_chunk >= len(tokens)
+            out = await self._forward_chunk(session, chunk, all_logits or last, all_logits)
+            if out is not None:
+                outs.append(out)
+        return np.concatenate(outs)
+
+    async def _forward_chunk(self, s: Session, ids: list[int], want: bool, all_rows: bool) -> np.ndarray | None:
+        cfg, lay = self.cfg, self.layout
+        n = len(ids)
+        pos = np.arange(s.n_past, s.n_past + n, dtype=np.int32)
+
+        # 1. embedding rows from the vocabulary shards: h (n, n_embd)
+        h = await self._embed(s, np.asarray(ids, np.int32), pos)
+        if cfg.embed_scale != 1.0:
+            h = h * F32(cfg.embed_scale)
+
+        for il in range(cfg.n_layer):
+            p = f"blk.{il}."
+            # 2. attention phase: normalized input to every attention shard, partial O outputs summed
+            x = rms_norm(h, lay.norm(p + "attn_norm.weight"), cfg.eps)                  # (n, n_embd)
+            if self.keep_history:
+                s.attn_inputs[il].append(x)
+            a = await self._phase(s, "attention", il, lay.attention[il], pos, x)         # (n, n_embd)
+            if cfg.sandwich_norm:
+                a = rms_norm(a, lay.norm(p + "post_attention_norm.weight"), cfg.eps)
+            h = h + a
+
+            # 3. FFN phase: dense slabs, or the routed experts (+ shared expert) per token
+            x = rms_norm(h, lay.norm(p + "ffn_norm.weight"), cfg.eps)                    # (n, n_embd)
+            f = await (self._moe(s, il, pos, x) if cfg.is_moe else self._phase(s, "ffn", il, lay.ffn[il], pos, x))
+            if cfg.sandwich_norm:
+                f = rms_norm(f, lay.norm(p + "post_ffw_norm.weight"), cfg.eps)
+            h = h + f
+
+        s.tokens.extend(ids)
+        if not want:
+            return None
+        # 4. final norm and logits from the vocabulary shards: (n or 1, n_vocab)
+        rows = h if all_rows else h[-1:]
+        x = rms_norm(rows, lay.norm("output_norm.weight"), cfg.eps)
+        rpos = pos if all_rows else pos[-1:]
+        calls = [ShardCall(f, "logits", None, rpos, x) for _, _, f in lay.logits]
+        res = await self.backend.call(s.id, calls)
+        return np.concatenate([r.y for r in res], axis=1)
+
+    async def _phase(self, s: Session, kind: str, layer: int, frags: list[str], pos: np.ndarray,
+                     x: np.ndarray) -> np.ndarray:
+        """One fan-out: the same input to every fragment, partial outputs summed in fragment order."""
+        res = await self.backend.call(s.id, [ShardCall(f, kind, layer, pos, x) for f in frags])
+        out = res[0].y.copy()
+        for r in res[1:]:
+            out += r.y
+        return out
+
+    async def _moe(self, s: Session, layer: int, pos: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Router at the client (softmax → top-k → renormalize); each chosen expert gets the rows routed
+        to it in one phase; outputs weighted by the gate and summed. Shared experts see every row."""
+        cfg, lay = self.cfg, self.layout
+        idx, w = route(x @ lay.routers[layer].T, cfg.n_expert_used)                    # (n, k), (n, k)
+        calls, targets = [], []
+        for e in np.unique(idx):
+            rows = np.nonzero((idx == e).any(-1))[0]
+            gate = w[rows][idx[rows] == e]                                              # (rows,)
+            for f in lay.experts[layer][int(e)]:
+                calls.append(ShardCall(f, "ffn", layer, pos[rows], np.ascontiguousarray(x[rows])))
+                targets.append((rows, gate))
+        for f in lay.shared[layer]:
+            calls.append(ShardCall(f, "ffn", layer, pos, x))
+            targets.append((np.arange(len(pos)), None))
+        res = await self.backend.call(s.id, calls)
+        out = np.zeros_like(x)
+        for r, (rows, gate) in zip(res, targets):
+            out[rows] += r.y if gate is None else r.y * gate[:, None]
+        return out
+
+    async def _embed(self, s: Session, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Ask each vocabulary shard for the rows of the ids it holds; scatter back in order."""
+        calls, where = [], []
+        for r0, r1, f in self.layout.embed:
+            sel = np.nonzero((ids >= r0) & (ids < r1))[0]
+            if sel.size:
+                calls.append(ShardCall(f, "embed", None, pos[sel], ids[sel]))
+                where.append(sel)
+        if sum(len(w) for w in where) != len(ids):
+            raise ModelError(f"token id out of range [0, {self.cfg.n_vocab})")
+        res = await self.backend.call(s.id, calls)
+        h = np.empty((len(ids), self.cfg.n_embd), F32)
+        for sel, r in zip(where, res):
+            h[sel] = r.y
+        return h

@@ -1,0 +1,48 @@
+"""The narrow shard interface: the only way the engine reaches a shard.
+
+    open_session(session_id)
+    call(session_id, calls: list[ShardCall]) -> list[ShardResult]    # one phase; results in call order
+    close_session(session_id)
+
+The in-process backend (inprocess.py) runs the shard objects directly; the
+network backend carries the same calls over /libp2pia/compute/1.0.0.
+
+| kind      | x                          | positions      | result y                         |
+|-----------|----------------------------|----------------|----------------------------------|
+| embed     | int32 token ids (n,)       | (n,)           | float32 (n, n_embd), unscaled    |
+| attention | float32 (n, n_embd) normed | absolute (n,)  | float32 (n, n_embd) partial O    |
+| ffn       | float32 (n, n_embd) normed | (n,)           | float32 (n, n_embd) partial down |
+| logits    | float32 (n, n_embd) normed | (n,)           | float32 (n, rows of the shard)   |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+KINDS = ("embed", "attention", "ffn", "logits")
+
+
+@dataclass
+class ShardCall:
+    fragment_id: str
+    kind: str
+    layer: int | None
+    positions: np.ndarray
+    x: np.ndarray
+    weight: float | None = None      # optional scale applied by the shard (MoE gate weight for n == 1)
+
+
+@dataclass
+class ShardResult:
+    y: np.ndarray
+
+
+class Backend(Protocol):
+    async def open_session(self, session_id: str) -> None: ...
+
+    async def call(self, session_id: str, calls: list[ShardCall]) -> list[ShardResult]: ...
+
+    async def close_session(self, session_id: str) -> None: ...

@@ -1,0 +1,260 @@
+"""Messages of ``/libp2pia/compute/1.0.0``: pure encode/decode with validation.
+
+A client sends ``Request`` frames on a stream it keeps per (peer, session);
+the worker answers each with one ``Response`` frame carrying the same id.
+
+| request body | response body                  | meaning                              |
+|--------------|--------------------------------|--------------------------------------|
+| open         | ack / error                    | create per-session state (KV caches) |
+| compute      | compute (one result per call) / error | one phase's calls for this peer |
+| close        | ack / error                    | drop the session's state             |
+
+Decoders raise ProtocolError for anything malformed; the engine-facing
+dataclasses here mirror ``libp2pia.engine``'s ShardCall/ShardResult field by
+field, so the node layer converts between them by attribute.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Protocol
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from ..errors import ProtocolError, RemoteError
+from ..limits import FRAGMENT_ID_CHARS, MAX_CALLS_PER_REQUEST, MAX_SESSION_ID_CHARS
+from . import libp2pia_pb2 as pb
+from .tensor import DEFAULT_ACTIVATION_DTYPE, DTYPE_NAMES, FLOAT_DTYPES, decode_tensor, dtype_code, encode_tensor
+
+PROTOCOL_ID = "/libp2pia/compute/1.0.0"
+
+KINDS: dict[str, int] = {
+    "embed": pb.ShardCall.EMBED,
+    "attention": pb.ShardCall.ATTENTION,
+    "ffn": pb.ShardCall.FFN,
+    "logits": pb.ShardCall.LOGITS,
+}
+KIND_NAMES = {v: k for k, v in KINDS.items()}
+
+ERROR_CODES: dict[str, int] = {
+    "UNKNOWN_SHARD": pb.Error.UNKNOWN_SHARD,
+    "UNKNOWN_SESSION": pb.Error.UNKNOWN_SESSION,
+    "OVERLOADED": pb.Error.OVERLOADED,
+    "BAD_REQUEST": pb.Error.BAD_REQUEST,
+    "INTERNAL": pb.Error.INTERNAL,
+}
+ERROR_NAMES = {v: k for k, v in ERROR_CODES.items()}
+
+_HEX_ID = re.compile(rf"[0-9a-f]{{{FRAGMENT_ID_CHARS}}}")
+_SESSION_ID = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_SESSION_ID_CHARS}}}")
+
+CallKind = Literal["embed", "attention", "ffn", "logits"]
+
+
+class CallLike(Protocol):
+    """What ``encode_request`` needs of a call (engine.ShardCall satisfies it)."""
+
+    fragment_id: str
+    kind: str
+    layer: int | None
+    positions: np.ndarray
+    x: np.ndarray
+    weight: float | None
+
+
+@dataclass
+class WireCall:
+    """A decoded shard call (same fields as engine.ShardCall)."""
+
+    fragment_id: str
+    kind: CallKind
+    layer: int | None  # None for embed/logits
+    positions: np.ndarray  # int32 [n]
+    x: np.ndarray  # float32 [n, d], or int32 [n] token ids for embed
+    weight: float | None = None
+
+
+@dataclass
+class Request:
+    id: int
+    session_id: str
+    op: Literal["open", "compute", "close"]
+    calls: list[WireCall] = field(default_factory=list)
+    result_dtype: str = DEFAULT_ACTIVATION_DTYPE
+
+
+@dataclass
+class WireError:
+    code: str  # one of ERROR_CODES
+    message: str
+    fragment_id: str = ""
+
+    def to_exception(self, peer: str | None = None) -> RemoteError:
+        msg = f"{self.message} (fragment {self.fragment_id})" if self.fragment_id else self.message
+        return RemoteError(self.code, msg, peer)
+
+
+@dataclass
+class Response:
+    id: int
+    op: Literal["compute", "ack", "error"]
+    results: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (fragment_id, y float32)
+    error: WireError | None = None
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+def check_fragment_id(fid: str) -> str:
+    if not _HEX_ID.fullmatch(fid):
+        raise ProtocolError(f"fragment id {fid[:80]!r} is not {FRAGMENT_ID_CHARS} lowercase hex characters")
+    return fid
+
+
+def check_session_id(sid: str) -> str:
+    if not _SESSION_ID.fullmatch(sid):
+        raise ProtocolError(f"session id {sid[:80]!r} is not 1-{MAX_SESSION_ID_CHARS} of [A-Za-z0-9_.:-]")
+    return sid
+
+
+def parse_pb(cls: type, data: bytes, what: str):  # noqa: ANN201 - returns a `cls` instance
+    """Parse protobuf bytes into `cls`; ProtocolError if they do not parse."""
+    msg = cls()
+    try:
+        msg.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:  # protobuf's C/upb errors vary
+        raise ProtocolError(f"malformed {what}: {exc}") from exc
+    return msg
+
+
+# ---------------------------------------------------------------- requests
+
+
+def encode_request(
+    req_id: int,
+    session_id: str,
+    op: Literal["open", "compute", "close"],
+    calls: Iterable[CallLike] = (),
+    *,
+    activation_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+    result_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+) -> bytes:
+    """Serialize one request (calls only for op="compute")."""
+    msg = pb.Request(id=req_id, session_id=check_session_id(session_id))
+    if op == "open":
+        msg.open.SetInParent()
+    elif op == "close":
+        msg.close.SetInParent()
+    elif op == "compute":
+        msg.compute.result_dtype = dtype_code(result_dtype)
+        for c in calls:
+            kind = KINDS.get(c.kind)
+            if kind is None:
+                raise ProtocolError(f"unknown shard call kind {c.kind!r}")
+            pc = msg.compute.calls.add(fragment_id=c.fragment_id, kind=kind)
+            if c.layer is not None:
+                pc.layer = int(c.layer)
+            pc.positions.extend(np.asarray(c.positions, dtype=np.int64).ravel().tolist())
+            pc.x.CopyFrom(encode_tensor(c.x, "int32" if c.kind == "embed" else activation_dtype))
+            if c.weight is not None:
+                pc.weight = float(c.weight)
+    else:
+        raise ProtocolError(f"unknown request op {op!r}")
+    return msg.SerializeToString()
+
+
+def _decode_call(pc: pb.ShardCall) -> WireCall:
+    fid = check_fragment_id(pc.fragment_id)
+    kind = KIND_NAMES.get(pc.kind)
+    if kind is None:
+        raise ProtocolError(f"shard call for {fid[:12]} has no valid kind ({pc.kind})")
+    if not pc.HasField("x"):
+        raise ProtocolError(f"shard call for {fid[:12]} has no input tensor")
+    positions = np.asarray(pc.positions, dtype=np.int32)
+    if positions.size and positions.min() < 0:
+        raise ProtocolError("negative token position")
+    if kind == "embed":
+        x = decode_tensor(pc.x, allowed=("int32",))
+        if x.ndim != 1:
+            raise ProtocolError(f"embed call wants token ids [n], got shape {list(x.shape)}")
+    else:
+        x = decode_tensor(pc.x, allowed=FLOAT_DTYPES)
+        if x.ndim != 2:
+            raise ProtocolError(f"{kind} call wants activations [n, d], got shape {list(x.shape)}")
+    if x.shape[0] != positions.size:
+        raise ProtocolError(f"{x.shape[0]} input rows for {positions.size} positions")
+    weight = pc.weight if pc.HasField("weight") else None
+    if weight is not None and not np.isfinite(weight):
+        raise ProtocolError("non-finite expert weight")
+    layer = int(pc.layer) if pc.HasField("layer") else None
+    return WireCall(fid, kind, layer, positions, x, weight)
+
+
+def decode_request(data: bytes) -> Request:
+    """Parse and validate one request frame; ProtocolError on anything malformed."""
+    msg = parse_pb(pb.Request, data, "request")
+    op = msg.WhichOneof("body")
+    if op is None:
+        raise ProtocolError("request without a body")
+    sid = check_session_id(msg.session_id)
+    if op != "compute":
+        return Request(msg.id, sid, op)
+    if not msg.compute.calls:
+        raise ProtocolError("compute request without calls")
+    if len(msg.compute.calls) > MAX_CALLS_PER_REQUEST:
+        raise ProtocolError(f"{len(msg.compute.calls)} calls in one request (limit {MAX_CALLS_PER_REQUEST})")
+    rd = msg.compute.result_dtype or pb.Tensor.FLOAT16
+    result_dtype = DTYPE_NAMES.get(rd)
+    if result_dtype not in FLOAT_DTYPES:
+        raise ProtocolError(f"result dtype code {rd} is not a float dtype")
+    return Request(msg.id, sid, "compute", [_decode_call(pc) for pc in msg.compute.calls], result_dtype)
+
+
+# ---------------------------------------------------------------- responses
+
+
+def encode_results(req_id: int, results: Iterable[tuple[str, np.ndarray]], dtype: str) -> bytes:
+    msg = pb.Response(id=req_id)
+    msg.compute.SetInParent()
+    for fid, y in results:
+        msg.compute.results.add(fragment_id=fid).y.CopyFrom(encode_tensor(np.asarray(y, dtype=np.float32), dtype))
+    return msg.SerializeToString()
+
+
+def encode_ack(req_id: int) -> bytes:
+    msg = pb.Response(id=req_id)
+    msg.ack.SetInParent()
+    return msg.SerializeToString()
+
+
+def encode_error(req_id: int, code: str, message: str, fragment_id: str = "") -> bytes:
+    if code not in ERROR_CODES:
+        raise ValueError(f"unknown error code {code!r}")
+    msg = pb.Response(id=req_id)
+    msg.error.code = ERROR_CODES[code]
+    msg.error.message = message[:1000]
+    msg.error.fragment_id = fragment_id
+    return msg.SerializeToString()
+
+
+def decode_response(data: bytes) -> Response:
+    """Parse and validate one response frame; ProtocolError on anything malformed."""
+    msg = parse_pb(pb.Response, data, "response")
+    op = msg.WhichOneof("body")
+    if op is None:
+        raise ProtocolError("response without a body")
+    if op == "ack":
+        return Response(msg.id, "ack")
+    if op == "error":
+        code = ERROR_NAMES.get(msg.error.code)
+        if code is None:
+            raise ProtocolError(f"error response with unknown code {msg.error.code}")
+        return Response(msg.id, "error", error=WireError(code, msg.error.message, msg.error.fragment_id))
+    results = []
+    for r in msg.compute.results:
+        if not r.HasField("y"):
+            raise ProtocolError("result without a tensor")
+        results.append((check_fragment_id(r.fragment_id), decode_tensor(r.y, allowed=FLOAT_DTYPES)))
+    return Response(msg.id, "compute", results)

@@ -1,0 +1,174 @@
+"""Compute protocol over real hosts: round trips, typed errors, stream reuse, garbage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from libp2pia.errors import PeerUnavailable, RemoteError
+from libp2pia.limits import MAX_MESSAGE_BYTES
+from libp2pia.net.framed import FramedStream, open_stream
+from libp2pia.net.host import open_host
+from libp2pia.net.rpc import PROTOCOL_ID, ComputeClient, ServerStats, compute_handler
+from libp2pia.wire.compute import WireCall, decode_response, encode_request
+from libp2pia.wire.framing import encode_frame, encode_varint
+from netpeer import TOY_FRAGMENTS, ToyService, spawn_sync
+
+F1, F2 = TOY_FRAGMENTS
+
+
+def call(fid: str, layer: int, x: np.ndarray, kind: str = "ffn") -> WireCall:
+    return WireCall(fid, kind, layer, np.arange(x.shape[0], dtype=np.int32), x)
+
+
+async def test_round_trips_sessions_and_typed_errors() -> None:
+    stats = ServerStats()
+    with trio.fail_after(30):
+        async with open_host() as server, open_host() as client_host:
+            server.handle(PROTOCOL_ID, compute_handler(ToyService(), stats))
+            await client_host.connect(server.addrs[0])
+            c = ComputeClient(client_host)
+            x = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
+            with pytest.raises(RemoteError) as ei:
+                await c.compute(server.peer_id, "s1", [call(F1, 1, x)])
+            assert ei.value.code == "UNKNOWN_SESSION"
+            await c.open_session(server.peer_id, "s1")
+            ys = await c.compute(server.peer_id, "s1", [call(F1, 1, x), call(F2, 5, x)], activation_dtype="float32",
+                                 result_dtype="float32")
+            np.testing.assert_array_equal(ys[0], 2 * x + 1)
+            np.testing.assert_array_equal(ys[1], 2 * x + 5)
+            # float16 default: within float16 rounding of the exact answer
+            (y16,) = await c.compute(server.peer_id, "s1", [call(F1, 2, x)])
+            np.testing.assert_allclose(y16, 2 * x + 2, rtol=2e-3, atol=2e-3)
+            with pytest.raises(RemoteError) as ei:
+                await c.compute(server.peer_id, "s1", [call("3" * 64, 1, x)])
+            assert ei.value.code == "UNKNOWN_SHARD"
+            # embed calls carry token ids
+            (emb,) = await c.compute(server.peer_id, "s1", [WireCall(F1, "embed", 0, np.arange(2, dtype=np.int32),
+                                                                      np.array([7, 9], dtype=np.int32))])
+            np.testing.assert_array_equal(emb, [[14], [18]])
+            await c.close_session(server.peer_id, "s1")
+            with pytest.raises(RemoteError):
+                await c.compute(server.peer_id, "s1", [call(F1, 1, x)])
+            await c.aclose()
+            assert stats.streams == 2  # one stream for all of s1 (the close ended the first)
+            assert c.rtt(server.peer_id) is not None
+
+
+async def test_dead_peer_is_peer_unavailable() -> None:
+    with trio.fail_after(30):
+        async with open_host() as client_host:
+            async with open_host() as server:
+                server.handle(PROTOCOL_ID, compute_handler(ToyService()))
+                await client_host.connect(server.addrs[0])
+                c = ComputeClient(client_host, timeout=5)
+                await c.open_session(server.peer_id, "s")
+                pid = server.peer_id
+            with pytest.raises(PeerUnavailable):
+                await c.compute(pid, "s", [call(F1, 1, np.ones((1, 4), np.float32))])
+            await c.aclose()
+
+
+async def test_slow_worker_times_out_as_peer_unavailable() -> None:
+    class Slow(ToyService):
+        async def compute(self, peer, session_id, calls):  # noqa: ANN001, ANN201
+            await trio.sleep(30)
+
+    with trio.fail_after(30):
+        async with open_host() as server, open_host() as client_host:
+            server.handle(PROTOCOL_ID, compute_handler(Slow()))
+            await client_host.connect(server.addrs[0])
+            c = ComputeClient(client_host)
+            await c.open_session(server.peer_id, "s")
+            with pytest.raises(PeerUnavailable, match="within"):
+                await c.compute(server.peer_id, "s", [call(F1, 1, np.ones((1, 4), np.float32))], timeout=0.5)
+            await c.aclose()
+
+
+# ---------------------------------------------------------------- garbage against a worker process
+
+good_frame = encode_frame(encode_request(1, "s", "open"))
+attacks = st.one_of(
+    st.binary(max_size=300).map(lambda b: ("garbage", b)),
+    st.binary(max_size=300).map(lambda b: ("framed-garbage", encode_frame(b))),
+    st.tuples(st.binary(min_size=1, max_size=200), st.integers(1, 400)).map(
+        lambda t: ("truncated", encode_frame(t[0])[: max(1, len(encode_frame(t[0])) - t[1])])),
+    st.integers(MAX_MESSAGE_BYTES + 1, 2**34).map(lambda n: ("oversized", encode_varint(n) + b"\x00" * 64)),
+)
+
+
+@pytest.fixture(scope="module")
+def worker():
+    """One worker process for every example: it must survive them all."""
+    with spawn_sync("compute") as info:
+        yield info
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attack_list=st.lists(attacks, min_size=1, max_size=4))
+async def test_garbage_gets_an_error_or_a_reset_and_the_worker_keeps_serving(worker, attack_list) -> None:
+    pid = worker["peer_id"]
+    with trio.fail_after(60):
+        async with open_host() as attacker, open_host() as honest:
+            await attacker.connect(worker["addrs"][0])
+            for kind, blob in attack_list:
+                fs = FramedStream(await open_stream(attacker.host, pid, [PROTOCOL_ID]))
+                await fs.stream.write(blob)
+                await fs.stream.close_write()  # EOF after the attack: the worker must not wait for more
+                answers: list = []
+                try:
+                    while (frame := await fs.recv(10)) is not None:
+                        answers.append(decode_response(frame))
+                except PeerUnavailable:
+                    answers.append("reset")
+                await fs.reset()
+                for a in answers:
+                    assert a == "reset" or a.op in ("error", "ack"), a
+                if kind == "oversized":
+                    assert answers and answers[0] != "reset" and answers[0].error.code == "BAD_REQUEST"
+            # the worker still serves an honest client
+            await honest.connect(worker["addrs"][0])
+            c = ComputeClient(honest, timeout=10)
+            await c.open_session(pid, "ok")
+            (y,) = await c.compute(pid, "ok", [call(F1, 3, np.ones((2, 4), np.float32))])
+            np.testing.assert_array_equal(y, np.full((2, 4), 5, np.float32))
+            await c.aclose()
+    assert worker["process"].poll() is None
+
+
+async def test_overloaded_worker_says_so() -> None:
+    release = trio.Event()
+
+    class Busy(ToyService):
+        async def compute(self, peer, session_id, calls):  # noqa: ANN001, ANN201
+            await release.wait()
+            return await super().compute(peer, session_id, calls)
+
+    stats = ServerStats()
+    x = np.ones((1, 4), np.float32)
+    with trio.fail_after(30):
+        async with open_host() as server, open_host() as client_host:
+            server.handle(PROTOCOL_ID, compute_handler(Busy(), stats, max_inflight=1))
+            await client_host.connect(server.addrs[0])
+            c = ComputeClient(client_host)
+            for s in ("a", "b"):
+                await c.open_session(server.peer_id, s)
+            results: dict = {}
+
+            async def first() -> None:
+                results["a"] = await c.compute(server.peer_id, "a", [call(F1, 1, x)])
+
+            async with trio.open_nursery() as n:
+                n.start_soon(first)
+                while stats.inflight < 1:
+                    await trio.sleep(0.01)
+                with pytest.raises(RemoteError) as ei:
+                    await c.compute(server.peer_id, "b", [call(F1, 1, x)])
+                assert ei.value.code == "OVERLOADED"
+                release.set()
+            np.testing.assert_array_equal(results["a"][0], 2 * x + 1)
+            assert stats.inflight == 0
+            await c.aclose()
