@@ -20,6 +20,9 @@ DEFAULT_PLAN_REPLICATION = (3, 5)
 #: Read/hash chunk of the fragmenter and reassembler (large enough to amortise syscalls,
 #: small enough that peak memory stays ~ one fragment).
 IO_CHUNK_BYTES = 4 * MiB
+#: Above this many fragments manifest.json is written on one line: Python's JSON encoder is
+#: ~20x slower with indentation, which dominates for models with 10^4-10^5 fragments.
+MANIFEST_INDENT_MAX_FRAGMENTS = 2000
 #: Manifest format version written by this library; readers refuse newer ones.
 MANIFEST_FORMAT_VERSION = 1
 #: GGUF versions we can read (v1 used 32-bit counts and is obsolete).
@@ -117,3 +120,10 @@ AUTONAT_QUERY_TIMEOUT_S = 10.0
 #: Bound on one fragment transfer (10 MiB at loopback speed takes ~0.2 s; over a
 #: relay at ~6 MB/s about 2 s; leave room for slow volunteers).
 FRAGMENT_TRANSFER_TIMEOUT_S = 120.0
+
+# --- node processes ------------------------------------------------------------
+#: How long `libp2pia swarm` waits for one process's readiness line (a worker loads,
+#: verifies and warms its fragments first; 2 cores shared by many processes).
+PROCESS_READY_TIMEOUT_S = 180.0
+#: How long a terminated process may take to exit before it is killed.
+PROCESS_STOP_TIMEOUT_S = 10.0

@@ -51,7 +51,7 @@ def test_identical_peers_match_hand_computation(layers: int) -> None:
     assert lat.phases == 2 + 2 * layers
     assert lat.seconds == pytest.approx(np.full(5, expect))
     assert (lat.fragments == 2 + 3 * layers).all() and (lat.peers == 2 + 3 * layers).all()
-    assert lat.seconds.min() > lat.floor_s
+    assert lat.seconds.min() > lat.rtt_yardstick_s   # identical peers: the median RTT is every RTT
 
 
 def test_one_peer_gets_one_message_per_phase() -> None:

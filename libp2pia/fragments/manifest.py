@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +16,7 @@ from .fileformat import FragmentSpec
 from .slices import AnySlice, ByteSlice
 
 FORMAT = "libp2pia-manifest"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def slice_json(s: AnySlice) -> dict[str, Any]:
@@ -130,6 +132,7 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     if hashlib.sha256(canonical_bytes(data)).hexdigest() != data["model_id"]:
         raise ManifestError(f"{p}: manifest was edited (model_id does not match its content)")
     for i, f in enumerate(data["fragments"]):
-        if not isinstance(f, dict) or not isinstance(f.get("id"), str) or f.get("file") != f"{f.get('id')}.gguf":
-            raise ManifestError(f"{p}: fragment #{i} has no valid id/file")
+        fid = f.get("id") if isinstance(f, dict) else None
+        if not isinstance(fid, str) or not _HEX64.fullmatch(fid) or f.get("file") != f"{fid}.gguf":
+            raise ManifestError(f"{p}: fragment #{i} has no valid id/file (64 hex digits, <id>.gguf)")
     return data

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..limits import DEFAULT_HEARTBEAT_MISSES, DEFAULT_HEARTBEAT_PERIOD_S
-from .coverage import availability, expert_popularity, token_coverage, uniform_clean_probability
+from .coverage import availability, coverage, expert_popularity
 from .peers import CLASSES, make_peers, uniform_storage
 from .placement import place
 from .plan import PlanArrays
@@ -37,7 +37,7 @@ class ChurnParams:
     hours: float = 24.0
     step_s: float = DEFAULT_HEARTBEAT_PERIOD_S
     misses: int = DEFAULT_HEARTBEAT_MISSES
-    sample_s: float = 600.0
+    sample_s: float = 120.0
     origin_bps: float = 125e6        # the publisher's seed: 1 Gbit/s, used only when no peer holds a copy
     coverage_tokens: int = 200
 
@@ -50,6 +50,8 @@ class ChurnResult:
     origin_bytes: float
     repairs: int
     n_peers: int
+    always_dark_fraction: float     # fraction of steps with some always-active fragment without a live replica
+    dark_fragment_hours: float      # Σ over fragments of the time without a live replica
 
     def summary(self) -> dict[str, Any]:
         s = self.series
@@ -57,6 +59,8 @@ class ChurnResult:
         return {"hours": self.hours, "peers": self.n_peers,
                 "mean_online_fraction": float(np.mean(s["online_fraction"])),
                 "servable_time_fraction": float(np.mean(servable > 0)),
+                "always_part_dark_time_fraction": self.always_dark_fraction,
+                "dark_fragment_hours": self.dark_fragment_hours,
                 "mean_clean": float(np.mean(s["clean"])), "mean_degraded": float(np.mean(s["degraded"])),
                 "max_fragments_without_live_replica": int(np.max(s["fragments_without_live_replica"])),
                 "repair_bytes": self.repair_bytes, "origin_bytes": self.origin_bytes, "repairs": self.repairs,
@@ -93,6 +97,8 @@ def simulate_churn(plan: PlanArrays, cfg: Any, params: ChurnParams = ChurnParams
         "t_s", "online_fraction", "fragments_without_live_replica", "clean", "degraded", "repair_bytes_cum")}
     repair_bytes = origin_bytes = 0.0
     repairs = 0
+    dark_steps = 0
+    dark_frag_s = 0.0
     steps = int(round(params.hours * 3600 / dt))
     every = max(1, int(round(params.sample_s / dt)))
     for step in range(steps + 1):
@@ -123,23 +129,24 @@ def simulate_churn(plan: PlanArrays, cfg: Any, params: ChurnParams = ChurnParams
                     repair_bytes += nb
                     origin_bytes += nob
                     repairs += nr
+        # every step: is anything without a live replica right now?
+        live = active & online[peer] & (ready <= t)
+        live_count = np.bincount(frag[live], minlength=plan.n)
+        dark = live_count == 0
+        dark_steps += bool(dark[plan.always].any())
+        dark_frag_s += float(dark.sum()) * dt
         if step % every == 0:
-            live = active & online[peer] & (ready <= t)
-            av = availability(plan, np.bincount(frag[live], minlength=plan.n))
-            if cfg.routing_skew == 0 and plan.n_experts:
-                served = av.always_ok and bool(av.expert_ok[plan.moe_layers].any(axis=1).all())
-                clean = uniform_clean_probability(plan, av) if served else 0.0
-                deg = (1.0 - clean) if served else 0.0
-            else:
-                cov = token_coverage(plan, av, pop, params.coverage_tokens, rng)
-                clean, deg = cov.clean, cov.degraded
+            av = availability(plan, live_count)
+            cov = coverage(plan, av, pop, cfg.routing_skew, params.coverage_tokens, rng)
+            clean, deg = cov.clean, cov.degraded
             series["t_s"].append(t)
             series["online_fraction"].append(float(online.mean()))
             series["fragments_without_live_replica"].append(av.lost_fragments)
             series["clean"].append(clean)
             series["degraded"].append(deg)
             series["repair_bytes_cum"].append(repair_bytes)
-    return ChurnResult(params.hours, series, repair_bytes, origin_bytes, repairs, n)
+    return ChurnResult(params.hours, series, repair_bytes, origin_bytes, repairs, n,
+                       dark_steps / (steps + 1), dark_frag_s / 3600)
 
 
 def _repair(plan: PlanArrays, peers: Any, rng: np.random.Generator, t: float, need: np.ndarray,
