@@ -52,7 +52,8 @@ def test_dedupe_providers_merges_addresses() -> None:
     assert [(p.peer_id, p.addrs) for p in out] == [(a, [x, y]), (b, [x])]
 
 
-async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path) -> None:
+@pytest.mark.parametrize("server", [True, False], ids=["server-mode", "client-mode"])
+async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path, server: bool) -> None:
     good, target = manifest("gemma3"), manifest("mixtral")
     (tmp_path / "good.json").write_text(json.dumps(good))
     (tmp_path / "target.json").write_text(json.dumps(target))
@@ -62,7 +63,7 @@ async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path)
             async with spawn("dht", "--bootstrap", b, "--provide", F1, F2, "--manifest", str(tmp_path / "good.json")) as prov, \
                     spawn("dht", "--bootstrap", b, "--forge", str(tmp_path / "target.json")) as forger:
                 async with open_host() as net:
-                    dht = Dht(net)
+                    dht = Dht(net, server=server)
                     assert await dht.start([b]) == 1
                     assert dht.routing_table_size >= 2  # the refresh found peers beyond the bootstrap node
                     for fid in (F1, F2):
