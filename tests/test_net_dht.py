@@ -75,6 +75,11 @@ async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path,
                     info = next(p for p in await dht.find_providers(F1) if p.peer_id.to_base58() == prov["peer_id"])
                     await net.connect(info)
                     assert await dht.get_manifest(good["model_id"]) == good
+                    # a provider that appears later is found too (py-libp2p alone would answer
+                    # from the entry it cached above)
+                    async with spawn("dht", "--bootstrap", b, "--provide", F1) as late:
+                        ids = {p.peer_id.to_base58() for p in await dht.find_providers(F1)}
+                        assert {prov["peer_id"], late["peer_id"]} <= ids
                     # the forger's record was refused everywhere; the real one was never published
                     assert await dht.get_manifest(target["model_id"]) is None
                     assert forger["process"].returncode is None
