@@ -31,7 +31,7 @@ async def test_worker_behind_nat_is_reached_through_the_relay(capsys) -> None:
                                      "--wait-direct", "15", prefix=lab.exec("wan"), ready_timeout=90) as c:
                         assert c["peer_id"] == w["peer_id"]
                         assert c["kinds_first"] == ["relayed"]
-                        assert c["stream_kinds"][0] == "relayed"
+                        # (the first session may already run direct: DCUtR can upgrade within milliseconds)
                         if "direct" in c["kinds_after"]:  # DCUtR worked: the next session goes direct
                             assert c["stream_kinds"][1] == "direct"
                         with capsys.disabled():

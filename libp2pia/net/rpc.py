@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,7 +35,8 @@ from libp2p.abc import INetStream
 from libp2p.peer.id import ID
 
 from ..errors import (
-    FragmentError, Libp2piaError, MissingFragment, PeerUnavailable, ProtocolError, RemoteError, SessionError,
+    FragmentError, Libp2piaError, MissingFragment, NetworkError, PeerUnavailable, ProtocolError, RemoteError,
+    SessionError,
 )
 from ..limits import DEFAULT_REQUEST_TIMEOUT_S, MAX_MESSAGE_BYTES, STREAM_IDLE_TIMEOUT_S
 from ..wire.compute import (
@@ -302,6 +303,36 @@ class ComputeClient:
             if fid != c.fragment_id:
                 raise ProtocolError(f"result for {fid[:12]} where {c.fragment_id[:12]} was asked")
         return [y for _, y in resp.results]
+
+    async def fan_out(
+        self,
+        session_id: str,
+        per_peer: Mapping[ID | str, Sequence[CallLike]],
+        *,
+        activation_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+        result_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+        timeout: float | None = None,
+    ) -> dict[str, list[np.ndarray] | NetworkError]:
+        """One phase: every peer's calls in one message, all peers in parallel.
+
+        Returns, per peer id (base58), its results in call order or the
+        NetworkError it failed with (PeerUnavailable / ProtocolError /
+        RemoteError): the caller decides where to retry. Never raises those.
+        """
+        out: dict[str, list[np.ndarray] | NetworkError] = {}
+
+        async def one(peer: ID | str, calls: Sequence[CallLike]) -> None:
+            pid = to_peer_id(peer).to_base58()
+            try:
+                out[pid] = await self.compute(peer, session_id, calls, activation_dtype=activation_dtype,
+                                              result_dtype=result_dtype, timeout=timeout)
+            except NetworkError as exc:
+                out[pid] = exc
+
+        async with trio.open_nursery() as nursery:
+            for peer, calls in per_peer.items():
+                nursery.start_soon(one, peer, calls)
+        return out
 
     async def aclose(self) -> None:
         """Close every stream (does not close sessions on the workers)."""
