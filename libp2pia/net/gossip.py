@@ -132,6 +132,10 @@ class Heartbeats:
     def call_succeeded(self, peer_id: str) -> None:
         self._emit(self.table.on_call_success(peer_id, trio.current_time()))
 
+    def observe(self, peer_id: str, reachable: bool) -> None:
+        """Plug into ``ComputeClient(observer=...)``: every call outcome updates the table."""
+        (self.call_succeeded if reachable else self.call_failed)(peer_id)
+
     # ------------------------------------------------------------ internals
 
     def _validate(self, forwarder: ID, msg: rpc_pb2.Message) -> bool:
