@@ -67,14 +67,67 @@ def latency_row(plan: PlanArrays, cfg: Config) -> dict[str, Any]:
     return {**rep["latency"], "network": cfg.network, "coverage": rep["coverage"]}
 
 
+def tables(res: dict[str, Any]) -> str:
+    """The markdown tables docs/scaling.md quotes, from a results JSON."""
+    out = ["| model | fragments | always-active | routed-expert | GB | peers ×3 | ×5 | "
+           "fragment calls/token | s/token LAN | fibre | mobile | up ≥95 % to (×3 / ×5) | "
+           "clean ≥95 % to (×3 / ×5) |", "|" + "---|" * 13]
+    for name, m in res["models"].items():
+        s, lat = m["summary"], m["latency"]
+        out.append(f"| {name} | {s['fragments']:,} | {s['always_fragments']:,} | {s['conditional_fragments']:,} | "
+                   f"{s['bytes'] / 1e9:.1f} | {s['peers_one_per_replica']['3']:,} | {s['peers_one_per_replica']['5']:,} | "
+                   f"{lat['fibre']['fragments_per_token']:.0f} | {lat['lan']['mean_s_per_token']:.1f} | "
+                   f"{lat['fibre']['mean_s_per_token']:.1f} | {lat['mobile']['mean_s_per_token']:.1f} | "
+                   f"{100 * m['up_to']['3']:.0f} % / {100 * m['up_to']['5']:.0f} % | "
+                   f"{100 * m['clean_up_to']['3']:.0f} % / {100 * m['clean_up_to']['5']:.0f} % |")
+    out += ["", "| always-active ×RA | peers ×3 / ×5 | up ≥95 % to (×3 / ×5) | clean ≥95 % to (×3 / ×5) |",
+            "|---|---|---|---|"]
+    ml3 = res["models"]["mistral-large-3"]
+    out.append(f"| same as R | {ml3['summary']['peers_one_per_replica']['3']:,} / "
+               f"{ml3['summary']['peers_one_per_replica']['5']:,} | {100 * ml3['up_to']['3']:.0f} % / "
+               f"{100 * ml3['up_to']['5']:.0f} % | {100 * ml3['clean_up_to']['3']:.0f} % / "
+               f"{100 * ml3['clean_up_to']['5']:.0f} % |")
+    for ra, b in res["always_boost"].items():
+        out.append(f"| ×{ra} | {b['peers']['3']:,} / {b['peers']['5']:,} | {100 * b['up_to']['3']:.0f} % / "
+                   f"{100 * b['up_to']['5']:.0f} % | {100 * b['clean_up_to']['3']:.0f} % / "
+                   f"{100 * b['clean_up_to']['5']:.0f} % |")
+    out += ["", "| R | always ×RA | failed | model up (sim) | closed form | tokens clean while up | "
+            "expert choices replaced while up |", "|---|---|---|---|---|---|---|"]
+    for ra, src in [("R", ml3)] + [(f"×{k}", v) for k, v in res["always_boost"].items()]:
+        for x in src["at_claims"]:
+            out.append(f"| ×{x['R']} | {ra} | {100 * x['fail']:.0f} % | {x['up_simulated']:.2f} | "
+                       f"{x['up_closed_form']:.3g} | {100 * x['clean_if_up']:.1f} % | "
+                       f"{100 * x['replaced_share_if_up']:.1f} % |")
+    out += ["", "| variant (Mistral Large 3, ×3) | s/token | slowest peer per phase, Σ | serial fan-out, Σ | "
+            "client upload MB/token | 30 / 100 / 500 tokens (min) |", "|---|---|---|---|---|---|"]
+    for k, v in res["latency_variants"].items():
+        out.append(f"| {k} | {v['mean_s_per_token']:.1f} | {v['slowest_peer_s_per_token']:.1f} | "
+                   f"{v['client_serial_s_per_token']:.1f} | {v['client_upload_mb_per_token']:.1f} | "
+                   f"{v['answer_30_tokens_s'] / 60:.1f} / {v['answer_100_tokens_s'] / 60:.0f} / "
+                   f"{v['answer_500_tokens_s'] / 60:.0f} |")
+    out += ["", "| churn, 24 h | peers registered | online (mean) | always-active part dark | "
+            "dark fragment-hours | re-replication GB/h | MB per peer-hour | from origin GB |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r, c in res["churn"].items():
+        out.append(f"| ×{r} | {c['peers']:,} | {100 * c['mean_online_fraction']:.1f} % | "
+                   f"{100 * c['always_part_dark_time_fraction']:.2f} % of the time | {c['dark_fragment_hours']:.2f} | "
+                   f"{c['repair_gb_per_hour']:.0f} | {c['repair_mb_per_peer_hour']:.2f} | "
+                   f"{c['origin_bytes'] / 1e9:.2f} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--churn-hours", type=float, default=24.0)
     ap.add_argument("--quick", action="store_true", help="few trials, short churn (a smoke run)")
+    ap.add_argument("--tables", metavar="JSON", help="only print the markdown tables of a results JSON")
     ap.add_argument("--img", default=str(ROOT / "docs" / "img"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "scaling.json"))
     args = ap.parse_args()
+    if args.tables:
+        print(tables(json.loads(Path(args.tables).read_text())))
+        return 0
     if args.quick:
         args.trials, args.churn_hours = 2, 1.0
     img = Path(args.img)
@@ -154,6 +207,7 @@ def main() -> int:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(res, indent=1, default=str))
     os.replace(tmp, out)
+    print(tables(json.loads(out.read_text())))
     print(f"wrote {out} and {img}/*.png in {res['elapsed_s']:.0f} s")
     return 0
 

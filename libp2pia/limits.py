@@ -34,6 +34,11 @@ MAX_GGUF_ARRAY_ITEMS = 64 * 1024 * 1024
 MAX_GGUF_TENSORS = 1_000_000
 MAX_GGUF_KV = 1_000_000
 
+# --- kernels ---------------------------------------------------------------
+#: Below this many weight bytes a matvec runs in the calling thread: waking numba's thread pool costs
+#: more (tens of microseconds, far more on a loaded machine) than splitting a small matrix saves.
+KERNEL_PARALLEL_MIN_BYTES = 256 * 1024
+
 # --- model -----------------------------------------------------------------
 #: Default context limit of a generation session (tokens).
 DEFAULT_CONTEXT_LENGTH = 8192

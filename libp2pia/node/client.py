@@ -21,7 +21,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from ..default_model import cache_dir
 from ..engine.client import Engine
 from ..engine.generation import Generation, GenerationResult
 from ..engine.loader import ManifestSource, client_data
-from ..errors import MissingFragment, NetworkError, PeerUnavailable
+from ..errors import Libp2piaError, MissingFragment, NetworkError, PeerUnavailable
 from ..limits import DEFAULT_CONTEXT_LENGTH
 from ..model.layout import ModelLayout
 from ..model.sampling import SamplingParams
@@ -136,6 +136,20 @@ def _write_json(path: Path, obj: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def unwrap_errors() -> Iterator[None]:
+    """Re-raise a libp2pia error that trio nurseries wrapped in single-member exception groups."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if isinstance(leaf, Libp2piaError):
+            raise leaf from group
+        raise
+
+
 class NetworkClient:
     """A joined client: tokenizer + engine over the network. Use :meth:`connect`."""
 
@@ -155,6 +169,14 @@ class NetworkClient:
     @classmethod
     @contextlib.asynccontextmanager
     async def connect(cls, cfg: ClientConfig) -> AsyncIterator["NetworkClient"]:
+        """Join and yield a ready client; our errors come out bare (not wrapped in nursery groups)."""
+        with unwrap_errors():
+            async with cls._connect(cfg) as client:
+                yield client
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def _connect(cls, cfg: ClientConfig) -> AsyncIterator["NetworkClient"]:
         async with open_host(cfg.listen) as net:
             dht = Dht(net, server=False)
             if not cfg.bootstrap:

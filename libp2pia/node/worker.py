@@ -88,9 +88,21 @@ def _warm_call(fid: str, shard: Shard, n_embd: int) -> ShardCall:
         return ShardCall(fid, "attention", shard.layer, pos, x)
     if isinstance(shard, FFNShard):
         return ShardCall(fid, "ffn", shard.layer, pos, x)
-    if isinstance(shard, VocabShard):
+    if isinstance(shard, VocabShard):   # embedding-only shards (untied output) warm with a lookup
+        if shard.output is None:
+            return ShardCall(fid, "embed", None, pos, np.array([shard.row0], np.int32))
         return ShardCall(fid, "logits", None, pos, x)
     raise Libp2piaError(f"unknown shard type {type(shard).__name__}")
+
+
+class _StoreSource(ManifestSource):
+    """The store's directory as an engine source: fragments it does not hold (MoE routers, which
+    only clients need) read as empty instead of failing."""
+
+    held: set[str] = set()
+
+    def tensors(self, index: int) -> dict[str, Any]:
+        return super().tensors(index) if self.fragments[index]["id"] in self.held else {}
 
 
 @dataclass
@@ -110,7 +122,8 @@ class Worker:
              context_limit: int = DEFAULT_CONTEXT_LENGTH) -> "Worker":
         """Open the store and build its shards (blocking: run before the event loop or in a thread)."""
         store = FragmentStore.open(Path(root), storage)
-        src = ManifestSource(store.root, verify=False)          # the store already checked the hashes
+        src = _StoreSource(store.root, verify=False)            # the store already checked the hashes
+        src.held = set(store.held)
         cfg, norms, _ = client_data(src, context_limit)
         shards: dict[str, Shard] = {}
         for i, entry in enumerate(src.fragments):

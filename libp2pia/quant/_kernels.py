@@ -27,8 +27,8 @@ _FM = {"reassoc", "contract", "nsz", "arcp"}
 ROWS_PER_GROUP = 4  # rows computed together: shares every activation load, 4 independent accumulators
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=_FM, error_model="numpy")
-def dot_rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y):  # pragma: no cover - compiled
+@njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy", inline="always")
+def _rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g):  # pragma: no cover - compiled
     """y[n, r] for all rows r (padded to a multiple of 4) and batch items n.
 
     q (R, nsub, sub) int8|f32; sc, mn (R, nsub) int8; d, dmin (R, nsb) f32;
@@ -38,7 +38,7 @@ def dot_rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y):  # pragma: no cover - comp
     sub = q.shape[2]
     nsb = d.shape[1]
     spb = nsub // nsb
-    for g in prange(q.shape[0] // 4):
+    if True:  # one group of 4 rows: g
         r = g * 4
         for n in range(xq.shape[0]):  # batch inside: the 4 rows' bytes stay in L1 across the batch
             a0 = a1 = a2 = a3 = np.float32(0.0)
@@ -72,6 +72,20 @@ def dot_rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y):  # pragma: no cover - comp
             y[n, r + 1] = a1
             y[n, r + 2] = a2
             y[n, r + 3] = a3
+
+
+@njit(parallel=True, nogil=True, cache=True, fastmath=_FM, error_model="numpy")
+def dot_rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y):  # pragma: no cover - compiled
+    """All row groups on numba's thread pool (contract: _rows)."""
+    for g in prange(q.shape[0] // 4):
+        _rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g)
+
+
+@njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy")
+def dot_rows_serial(q, sc, mn, d, dmin, xq, xs, xd, xmd, y):  # pragma: no cover - compiled
+    """The same in the calling thread."""
+    for g in range(q.shape[0] // 4):
+        _rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g)
 
 
 @njit(parallel=True, nogil=True, cache=True, error_model="numpy")

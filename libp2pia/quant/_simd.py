@@ -53,6 +53,23 @@ def _splat(builder: ir.IRBuilder, v: ir.Value, vt: ir.VectorType) -> ir.Value:
     return builder.shuffle_vector(one, ir.Constant(vt, None), ir.Constant(ir.VectorType(ir.IntType(32), vt.count), [0] * vt.count))
 
 
+def _load32(context, builder, arrty, arr, off):  # type: ignore[no-untyped-def]
+    p = cgutils.create_struct_proxy(arrty)(context, builder, value=arr).data
+    return builder.load(builder.bitcast(builder.gep(p, [off]), _I8x32.as_pointer()), align=1)
+
+
+def _maddubs_signed(context, builder, wty, aw, ow, xty, ax, ox):  # type: ignore[no-untyped-def]
+    """16 x i16 pair sums of w*x for signed int8 w, x: maddubs(|w|, sign(x, w)) (ggml's trick)."""
+    return _maddubs_signed_v(builder, _load32(context, builder, wty, aw, ow), _load32(context, builder, xty, ax, ox))
+
+
+def _maddubs_signed_v(builder, vw, vx):  # type: ignore[no-untyped-def]
+    absw = builder.call(_fn(builder, "llvm.abs.v32i8", _I8x32, [_I8x32, ir.IntType(1)]),
+                        [vw, ir.Constant(ir.IntType(1), 0)])
+    sx = builder.call(_fn(builder, "llvm.x86.avx2.psign.b", _I8x32, [_I8x32, _I8x32]), [vx, vw])
+    return builder.call(_fn(builder, "llvm.x86.avx2.pmadd.ub.sw", _I16x16, [_I8x32, _I8x32]), [absw, sx])
+
+
 @intrinsic
 def i32x8_zero(typingctx):  # type: ignore[no-untyped-def]
     def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
@@ -77,21 +94,112 @@ def dot32(typingctx, acc, w, woff, x, xoff, sc, s_lo, s_hi):  # type: ignore[no-
 
     def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
         vacc, aw, ow, ax, ox, asc, olo, ohi = args
-        pw = cgutils.create_struct_proxy(sig.args[1])(context, builder, value=aw).data
-        px = cgutils.create_struct_proxy(sig.args[3])(context, builder, value=ax).data
         ps = cgutils.create_struct_proxy(sig.args[5])(context, builder, value=asc).data
         slo = builder.sext(builder.load(builder.gep(ps, [olo])), ir.IntType(16))
         shi = builder.sext(builder.load(builder.gep(ps, [ohi])), ir.IntType(16))
-        vw = builder.load(builder.bitcast(builder.gep(pw, [ow]), _I8x32.as_pointer()), align=1)
-        vx = builder.load(builder.bitcast(builder.gep(px, [ox]), _I8x32.as_pointer()), align=1)
-        absw = builder.call(_fn(builder, "llvm.abs.v32i8", _I8x32, [_I8x32, ir.IntType(1)]),
-                            [vw, ir.Constant(ir.IntType(1), 0)])
-        sx = builder.call(_fn(builder, "llvm.x86.avx2.psign.b", _I8x32, [_I8x32, _I8x32]), [vx, vw])
-        p16 = builder.call(_fn(builder, "llvm.x86.avx2.pmadd.ub.sw", _I16x16, [_I8x32, _I8x32]), [absw, sx])
+        p16 = _maddubs_signed(context, builder, sig.args[1], aw, ow, sig.args[3], ax, ox)
         sv = builder.shuffle_vector(_splat(builder, slo, _I16x16), _splat(builder, shi, _I16x16),
                                     ir.Constant(ir.VectorType(ir.IntType(32), 16), list(range(8)) + list(range(24, 32))))
         p32 = builder.call(_fn(builder, "llvm.x86.avx2.pmadd.wd", _I32x8, [_I16x16, _I16x16]), [p16, sv])
         return builder.add(vacc, p32)
+
+    return sig, codegen
+
+
+@intrinsic
+def dot32_1(typingctx, acc, w, woff, x, xoff):  # type: ignore[no-untyped-def]
+    """acc + madd(maddubs(|w|, sign(x, w)), 1): dot32 for blocks without a sub-block scale (Q8_0, Q5_0, ...)."""
+    sig = I32x8(I32x8, w, types.intp, x, types.intp)
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        vacc, aw, ow, ax, ox = args
+        p16 = _maddubs_signed(context, builder, sig.args[1], aw, ow, sig.args[3], ax, ox)
+        p32 = builder.call(_fn(builder, "llvm.x86.avx2.pmadd.wd", _I32x8, [_I16x16, _I16x16]),
+                           [p16, ir.Constant(_I16x16, [1] * 16)])
+        return builder.add(vacc, p32)
+
+    return sig, codegen
+
+
+@intrinsic
+def dot32_q5_0(typingctx, acc, w, woff, x, xoff):  # type: ignore[no-untyped-def]
+    """acc + dot of one GGUF Q5_0 block (at byte offset woff: d, qh[4], qs[16]) with 32 int8 of x.
+
+    Decoded in registers: q = (nibble | qh bit << 4) - 16, then the signed maddubs; d is applied by the caller.
+    """
+    sig = I32x8(I32x8, w, types.intp, x, types.intp)
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        vacc, aw, ow, ax, ox = args
+        p = cgutils.create_struct_proxy(sig.args[1])(context, builder, value=aw).data
+        i32 = ir.IntType(32)
+        qh = builder.load(builder.bitcast(builder.gep(p, [builder.add(ow, ir.Constant(ow.type, 2))]),
+                                          i32.as_pointer()), align=1)
+        i8x16 = ir.VectorType(ir.IntType(8), 16)
+        qs = builder.load(builder.bitcast(builder.gep(p, [builder.add(ow, ir.Constant(ow.type, 6))]),
+                                          i8x16.as_pointer()), align=1)
+        lo = builder.and_(qs, ir.Constant(i8x16, [15] * 16))
+        hi = builder.lshr(qs, ir.Constant(i8x16, [4] * 16))
+        nib = builder.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(i32, 32), list(range(32))))
+        # 32 bits -> 32 bytes (ggml's bytes_from_bits_32): byte i takes qh byte i/8, tests bit i%8
+        qb = builder.bitcast(_splat(builder, qh, _I32x8), _I8x32)
+        sel = builder.shuffle_vector(qb, ir.Constant(_I8x32, None),
+                                     ir.Constant(ir.VectorType(i32, 32), [i // 8 for i in range(32)]))
+        hit = builder.and_(sel, ir.Constant(_I8x32, [1 << (i % 8) for i in range(32)]))
+        zero = ir.Constant(_I8x32, [0] * 32)
+        hb = builder.select(builder.icmp_unsigned("!=", hit, zero), ir.Constant(_I8x32, [16] * 32), zero)
+        q = builder.sub(builder.or_(nib, hb), ir.Constant(_I8x32, [16] * 32))
+        p16 = _maddubs_signed_v(builder, q, _load32(context, builder, sig.args[3], ax, ox))
+        p32 = builder.call(_fn(builder, "llvm.x86.avx2.pmadd.wd", _I32x8, [_I16x16, _I16x16]),
+                           [p16, ir.Constant(_I16x16, [1] * 16)])
+        return builder.add(vacc, p32)
+
+    return sig, codegen
+
+
+@intrinsic
+def dot128_q6_k(typingctx, acc, w, woff, qhoff, x, xoff, sc, soff):  # type: ignore[no-untyped-def]
+    """acc + one half h (128 weights) of a GGUF Q6_K block, decoded in registers as ggml does.
+
+    woff: byte offset of the half's ql (block + 64h), qhoff: of its qh (block + 128 + 32h); soff: flat index
+    of the half's first of 8 scales in sc. q = (nibble | 2 high bits << 4) in 0..63, offset 32 removed with the
+    activation pair sums: maddubs(q, x) - maddubs(32, x).
+    """
+    sig = I32x8(I32x8, w, types.intp, types.intp, x, types.intp, sc, types.intp)
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        vacc, aw, ow, qh_off, ax, ox, asc, so = args
+        wty, xty = sig.args[1], sig.args[4]
+        ql1 = _load32(context, builder, wty, aw, ow)
+        ql2 = _load32(context, builder, wty, aw, builder.add(ow, ir.Constant(ow.type, 32)))
+        qh = _load32(context, builder, wty, aw, qh_off)
+
+        def c(v):  # noqa: ANN001, ANN202
+            return ir.Constant(_I8x32, [v] * 32)
+
+        m15 = c(15)
+        quads = [
+            builder.or_(builder.and_(ql1, m15), builder.shl(builder.and_(qh, c(3)), c(4))),
+            builder.or_(builder.and_(ql2, m15), builder.shl(builder.and_(qh, c(12)), c(2))),
+            builder.or_(builder.lshr(ql1, c(4)), builder.and_(qh, c(48))),
+            builder.or_(builder.lshr(ql2, c(4)), builder.lshr(builder.and_(qh, c(192)), c(2))),
+        ]
+        maddubs = _fn(builder, "llvm.x86.avx2.pmadd.ub.sw", _I16x16, [_I8x32, _I8x32])
+        madd = _fn(builder, "llvm.x86.avx2.pmadd.wd", _I32x8, [_I16x16, _I16x16])
+        ps = cgutils.create_struct_proxy(sig.args[6])(context, builder, value=asc).data
+        out = vacc
+        for k, q in enumerate(quads):
+            xv = _load32(context, builder, xty, ax, builder.add(ox, ir.Constant(ox.type, 32 * k)))
+            p16 = builder.sub(builder.call(maddubs, [q, xv]), builder.call(maddubs, [c(32), xv]))
+            s_lo = builder.sext(builder.load(builder.gep(ps, [builder.add(so, ir.Constant(so.type, 2 * k))])),
+                                ir.IntType(16))
+            s_hi = builder.sext(builder.load(builder.gep(ps, [builder.add(so, ir.Constant(so.type, 2 * k + 1))])),
+                                ir.IntType(16))
+            sv = builder.shuffle_vector(_splat(builder, s_lo, _I16x16), _splat(builder, s_hi, _I16x16),
+                                        ir.Constant(ir.VectorType(ir.IntType(32), 16),
+                                                    list(range(8)) + list(range(24, 32))))
+            out = builder.add(out, builder.call(madd, [p16, sv]))
+        return out
 
     return sig, codegen
 
@@ -156,21 +264,23 @@ def hsum(typingctx, v):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
-@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
-def dot_rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib):  # pragma: no cover - compiled
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6, g):  # pragma: no cover
     """Same contract as _kernels.dot_rows, with xq int8 (N, nsub, sub), sub in {16, 32}; has_min: any mn != 0.
 
     nib=False: q int8 (R, nsub, sub), one byte per weight. nib=True (Q4_K): q uint8 (R, nsub/2, 32), the
-    GGUF nibble bytes. 4 rows at a time: 4 independent accumulator chains sharing the activation bytes.
+    GGUF nibble bytes. unit=True: every sc is 1 (32-element block types), no scale is read. q5=True: q uint8
+    (R, nblk, 22) are the GGUF Q5_0 blocks themselves, decoded in registers; q6=True: the same for Q6_K
+    (R, nblk, 210), xq with sub=16. 4 rows at a time: 4 independent accumulator chains sharing the activation bytes.
     """
     nsub = sc.shape[1]
     sub = xq.shape[2]
     nsb = d.shape[1]
     spb = nsub // nsb
-    step = 64 // sub if nib else 32 // sub  # sub-blocks per call
-    wdiv = 2 if nib else 1  # bytes per weight: 1/2 when packed
+    step = 8 if q6 else (64 // sub if nib else 32 // sub)  # sub-blocks per call
+    wstride = 22 if q5 else (16 if nib else sub)  # bytes of q per sub-block
     qrow = q.shape[1] * q.shape[2]  # bytes per row
-    for g in prange(q.shape[0] // 4):
+    if True:  # one group of 4 rows: g
         r = g * 4
         o0 = r * nsub  # flat sub-block index of row r; rows r+1.. follow at +nsub
         for n in range(xq.shape[0]):
@@ -187,8 +297,26 @@ def dot_rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib):  # pragma
                 for j in range(b * spb, b * spb + spb, step):
                     xo = (n * nsub + j) * sub
                     k = o0 + j
-                    w = r * qrow + j * sub // wdiv
-                    if nib:
+                    w = r * qrow + j * wstride
+                    if q6:  # j = first of the 8 sub-blocks of 16 in one half; bytes at block + 64*half
+                        h = (j - b * spb) // 8
+                        wq = r * qrow + b * 210 + 64 * h
+                        wh = r * qrow + b * 210 + 128 + 32 * h
+                        c0 = dot128_q6_k(c0, q, wq, wh, xq, xo, sc, k)
+                        c1 = dot128_q6_k(c1, q, wq + qrow, wh + qrow, xq, xo, sc, k + nsub)
+                        c2 = dot128_q6_k(c2, q, wq + 2 * qrow, wh + 2 * qrow, xq, xo, sc, k + 2 * nsub)
+                        c3 = dot128_q6_k(c3, q, wq + 3 * qrow, wh + 3 * qrow, xq, xo, sc, k + 3 * nsub)
+                    elif q5:
+                        c0 = dot32_q5_0(c0, q, w, xq, xo)
+                        c1 = dot32_q5_0(c1, q, w + qrow, xq, xo)
+                        c2 = dot32_q5_0(c2, q, w + 2 * qrow, xq, xo)
+                        c3 = dot32_q5_0(c3, q, w + 3 * qrow, xq, xo)
+                    elif unit:
+                        c0 = dot32_1(c0, q, w, xq, xo)
+                        c1 = dot32_1(c1, q, w + qrow, xq, xo)
+                        c2 = dot32_1(c2, q, w + 2 * qrow, xq, xo)
+                        c3 = dot32_1(c3, q, w + 3 * qrow, xq, xo)
+                    elif nib:
                         c0 = dot64_nib(c0, q, w, xq, xo, sc, k, k + 1)
                         c1 = dot64_nib(c1, q, w + qrow, xq, xo, sc, k + nsub, k + nsub + 1)
                         c2 = dot64_nib(c2, q, w + 2 * qrow, xq, xo, sc, k + 2 * nsub, k + 2 * nsub + 1)
@@ -220,3 +348,17 @@ def dot_rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib):  # pragma
             y[n, r + 1] = hsum(f1) - m1
             y[n, r + 2] = hsum(f2) - m2
             y[n, r + 3] = hsum(f3) - m3
+
+
+@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
+def dot_rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6):  # pragma: no cover
+    """All row groups on numba's thread pool (see _rows_i8 for the contract)."""
+    for g in prange(q.shape[0] // 4):
+        _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6, g)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def dot_rows_i8_serial(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6):  # pragma: no cover
+    """The same in the calling thread: no pool wake-up (1 thread, small matrices, caller-side threads)."""
+    for g in range(q.shape[0] // 4):
+        _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6, g)

@@ -19,8 +19,9 @@ import numba
 import numpy as np
 
 from libp2pia.errors import QuantError
+from libp2pia.limits import KERNEL_PARALLEL_MIN_BYTES
 from libp2pia.quant import _kernels as K
-from libp2pia.quant._simd import HAS_AVX2, dot_rows_i8
+from libp2pia.quant._simd import HAS_AVX2, dot_rows_i8, dot_rows_i8_serial
 from libp2pia.quant.layout import FLOAT_TYPES, Unpacked, float_values, unpack
 from libp2pia.quant.qtypes import VEC_DOT_TYPE, QType, Spec, as_bytes_2d, as_raw_1d, resolve
 
@@ -42,7 +43,7 @@ class PreparedMatrix:
     def __init__(self, qtype: QType, rows: int, cols: int, raw: np.ndarray) -> None:
         self.qtype, self.rows, self.cols, self.raw = qtype, rows, cols, raw
         self._float: Unpacked | None = None
-        self._simd: tuple[Unpacked, bool, bool] | None = None
+        self._simd: tuple[Unpacked, bool, bool, bool, bool, bool] | None = None
 
     @property
     def float_form(self) -> Unpacked:
@@ -51,15 +52,23 @@ class PreparedMatrix:
         return self._float
 
     @property
-    def simd_form(self) -> tuple[Unpacked, bool, bool]:
-        """(layout, nib, has_min) for _simd.dot_rows_i8."""
+    def simd_form(self) -> tuple[Unpacked, bool, bool, bool, bool, bool]:
+        """(layout, nib, has_min, unit, q5, q6) for _simd.dot_rows_i8."""
         if self._simd is None:
             lay = self._float if self._float is not None else unpack(self.raw, resolve(self.qtype), K.ROWS_PER_GROUP)
             nib = self.qtype == QType.Q4_K
+            q5 = self.qtype == QType.Q5_0
+            q6 = self.qtype == QType.Q6_K
             if nib:  # back to the GGUF nibble bytes: half the memory traffic
                 q = lay.q.view(np.uint8)
                 lay = replace(lay, q=np.ascontiguousarray(q[:, 0::2] | (q[:, 1::2] << 4)))
-            self._simd = (lay, nib, bool(lay.mn.any()))
+            elif q5 or q6:  # the GGUF blocks themselves, rows padded: decoded in registers
+                size = 22 if q5 else 210
+                q = np.zeros((lay.q.shape[0], self.raw.shape[1] // size, size), np.uint8)
+                q[: self.rows] = self.raw.reshape(self.rows, -1, size)
+                lay = replace(lay, q=q)
+            unit = lay.sc.shape[1] == lay.d.shape[1] and bool((lay.sc == 1).all())
+            self._simd = (lay, nib, bool(lay.mn.any()), unit, q5, q6)
         return self._simd
 
     @property
@@ -134,8 +143,10 @@ def warmup(qtypes: Iterable[QType | str]) -> dict[str, float]:
         t0 = time.perf_counter()
         w = np.zeros((4, spec.row_bytes(256)), np.uint8)
         x = np.zeros((1, 256), np.float32)
+        pm = prepare(w, spec.qtype)
         for m in MODES:
-            matmul(w, spec.qtype, x, m)  # type: ignore[arg-type]
+            for par in (True, False):  # both the thread-pool and the calling-thread kernels
+                _matmul(pm, spec, x, m, par)
         dequantize(w, spec.qtype, (4, 256))
         out[spec.qtype.name] = time.perf_counter() - t0
     return out
@@ -213,19 +224,26 @@ def _round_bf16(X: np.ndarray) -> np.ndarray:
     return (r.astype(np.uint32) << 16).view(np.float32)
 
 
+def _parallel(pm: PreparedMatrix) -> bool:
+    """Use numba's thread pool only when it can pay: several threads and a matrix worth splitting."""
+    return numba.get_num_threads() > 1 and pm.raw.nbytes >= KERNEL_PARALLEL_MIN_BYTES
+
+
 def _use_simd(spec: Spec) -> bool:
     return HAS_AVX2 and spec.qtype not in FLOAT_TYPES
 
 
-def _matmul(pm: PreparedMatrix, spec: Spec, X: np.ndarray, mode: str) -> np.ndarray:
+def _matmul(pm: PreparedMatrix, spec: Spec, X: np.ndarray, mode: str, parallel: bool | None = None) -> np.ndarray:
+    par = _parallel(pm) if parallel is None else parallel
     y = np.empty((X.shape[0], -(-pm.rows // K.ROWS_PER_GROUP) * K.ROWS_PER_GROUP), np.float32)
     if mode == "ggml" and _use_simd(spec):
-        lay, nib, has_min = pm.simd_form
-        xq, xs, xd, xmd = _activation(spec, lay, X, mode, sub=32 if nib else lay.q.shape[2])
+        lay, nib, has_min, unit, q5, q6 = pm.simd_form
+        xq, xs, xd, xmd = _activation(spec, lay, X, mode, sub=16 if q6 else 32 if nib or q5 else lay.q.shape[2])
         if not np.isnan(xq).any():  # NaN cannot ride in int8: the float kernel propagates it instead
-            dot_rows_i8(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq.astype(np.int8), xs, xd, xmd, y, has_min, nib)
+            kern = dot_rows_i8 if par else dot_rows_i8_serial
+            kern(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq.astype(np.int8), xs, xd, xmd, y, has_min, nib, unit, q5, q6)
             return np.ascontiguousarray(y[:, : pm.rows])
     lay = pm.float_form
     xq, xs, xd, xmd = _activation(spec, lay, X, mode)
-    K.dot_rows(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq, xs, xd, xmd, y)
+    (K.dot_rows if par else K.dot_rows_serial)(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq, xs, xd, xmd, y)
     return np.ascontiguousarray(y[:, : pm.rows])
