@@ -118,12 +118,14 @@ def load_model(path: str | Path, *, context_limit: int = DEFAULT_CONTEXT_LENGTH,
         src.close()
 
 
-def _load(src: GGUFSource | ManifestSource, path: str | Path, context_limit: int) -> LoadedModel:
+def client_data(src: GGUFSource | ManifestSource, context_limit: int = DEFAULT_CONTEXT_LENGTH
+                ) -> tuple[ModelConfig, dict[str, np.ndarray], dict[int, np.ndarray]]:
+    """What a client (or a worker building shards) needs besides the compute fragments: the config,
+    the 1-D norms (core fragments) and the MoE routers (router fragments). Reads only those fragments,
+    so a directory holding the manifest plus its core/router files is enough."""
     meta, fragments = src.metadata, src.fragments
     has_output = any(s["tensor"] == "output.weight" for f in fragments for s in f["slices"])
     cfg = ModelConfig.from_metadata(meta, context_length=context_limit, has_output=has_output)
-
-    # client data: 1-D norms (core) and MoE routers (router fragments)
     norms: dict[str, np.ndarray] = {}
     routers: dict[int, np.ndarray] = {}
     for i, frag in enumerate(fragments):
@@ -134,6 +136,12 @@ def _load(src: GGUFSource | ManifestSource, path: str | Path, context_limit: int
                     routers[int(name.split(".")[1])] = arr.reshape(-1, cfg.n_embd)
                 else:
                     norms[name] = arr.reshape(-1)
+    return cfg, norms, routers
+
+
+def _load(src: GGUFSource | ManifestSource, path: str | Path, context_limit: int) -> LoadedModel:
+    meta, fragments = src.metadata, src.fragments
+    cfg, norms, routers = client_data(src, context_limit)
 
     # compute shards, keyed by fragment id (plan entries get stable stand-in ids)
     shards: dict[str, Shard] = {}
