@@ -111,6 +111,9 @@ class ModelConfig:
             rope_dim=int(get("rope.dimension_count", head_dim)), train_context=int(get("context_length", 0)),
             context_length=int(context_length), tied_output=not has_output,
         )
+        scaling = meta.get(f"{arch}.rope.scaling.type")
+        if scaling not in (None, "none") and float(meta.get(f"{arch}.rope.scaling.factor", 1.0) or 1.0) != 1.0:
+            raise UnsupportedError(f"RoPE scaling {scaling!r} is not implemented (the result would be wrong)")
         if n_head % n_head_kv:
             raise UnsupportedError(f"head_count {n_head} is not a multiple of head_count_kv {n_head_kv}")
         if arch == "gemma3":
