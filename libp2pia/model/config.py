@@ -77,6 +77,19 @@ class ModelConfig:
         return self.rope_base_swa if self.is_swa(layer) else self.rope_base
 
     @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any], *, context_length: int = DEFAULT_CONTEXT_LENGTH) -> "ModelConfig":
+        """From a manifest's `hparams` (its `raw` block holds every scalar `<arch>.*` key verbatim), so a
+        worker holding a few fragments needs no source header."""
+        hp = manifest["hparams"]
+        arch = hp["architecture"]
+        meta: dict[str, Any] = {f"{arch}.{k}": v for k, v in hp.get("raw", {}).items()}
+        meta["general.architecture"] = arch
+        if hp.get("vocab_size") is not None:
+            meta.setdefault(f"{arch}.vocab_size", hp["vocab_size"])
+        has_output = any(s["tensor"] == "output.weight" for f in manifest["fragments"] for s in f["slices"])
+        return cls.from_metadata(meta, context_length=context_length, has_output=has_output)
+
+    @classmethod
     def from_metadata(cls, meta: Mapping[str, Any], *, context_length: int = DEFAULT_CONTEXT_LENGTH,
                       has_output: bool = True) -> "ModelConfig":
         """Build from GGUF key/values (``general.architecture``, ``<arch>.embedding_length``, ...).
