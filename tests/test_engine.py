@@ -182,6 +182,9 @@ def test_worker_shards_from_fragment_files_match_the_gguf(tmp_path, dense):  # t
     from libp2pia.fragments import fragment
 
     manifest = fragment(DENSE, tmp_path / "frags", max_fragment_bytes=SMALL)
+    from libp2pia.model.config import ModelConfig
+
+    assert ModelConfig.from_manifest(manifest) == dense.cfg
     x = np.random.default_rng(3).standard_normal((3, dense.cfg.n_embd)).astype(np.float32)
     pos = np.arange(3, dtype=np.int32)
     checked = set()
