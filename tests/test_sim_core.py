@@ -147,3 +147,15 @@ def test_bad_plans_are_clear_errors() -> None:
         plan_arrays({"fragments": [{"role": "x", "class": "always", "bytes": 1}]})
     with pytest.raises(ManifestError, match="fragment 0"):
         plan_arrays({"fragments": [{"role": "core", "bytes": 1}]})
+
+
+def test_exact_uniform_coverage_matches_monte_carlo_with_replacements() -> None:
+    p, peers, pl, rng = _placed(_flat_plan(2, 32 * 6, 32), 1, seed=5)
+    av = cv.availability(p, cv.live_replicas(pl, cv.alive_after(cv.failure_ranks(peers.n, rng), 0.1)))
+    if not av.always_ok:                       # make the always part whole: only experts matter here
+        av = cv.Availability(av.fragment_ok, True, av.expert_ok)
+    exact = cv.uniform_coverage(p, av)
+    mc = cv.token_coverage(p, av, cv.expert_popularity(p.n_layers, 32, 0.0, rng), 20000, rng)
+    assert abs(mc.clean - exact.clean) < 0.02 and abs(mc.degraded - exact.degraded) < 0.02
+    assert mc.replaced_per_token == pytest.approx(exact.replaced_per_token, rel=0.05)
+    assert exact.replaced_per_token > 0

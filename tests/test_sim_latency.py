@@ -8,7 +8,7 @@ import pytest
 from libp2pia.limits import MiB
 from libp2pia.sim.coverage import expert_popularity
 from libp2pia.sim.latency import LatencyParams, token_latency
-from libp2pia.sim.peers import Peers, client_link, make_peers
+from libp2pia.sim.peers import Peers, client_link
 from libp2pia.sim.placement import place
 from libp2pia.sim.plan import plan_arrays
 from libp2pia.sim.scenario import Config, run
@@ -51,7 +51,7 @@ def test_identical_peers_match_hand_computation(layers: int) -> None:
     assert lat.phases == 2 + 2 * layers
     assert lat.seconds == pytest.approx(np.full(5, expect))
     assert (lat.fragments == 2 + 3 * layers).all() and (lat.peers == 2 + 3 * layers).all()
-    assert lat.seconds.min() > lat.floor_s
+    assert lat.seconds.min() > lat.rtt_yardstick_s   # identical peers: the median RTT is every RTT
 
 
 def test_one_peer_gets_one_message_per_phase() -> None:

@@ -21,13 +21,13 @@ def register(subparsers: Any) -> None:
         description="Place R replicas of every fragment of a plan on N simulated peers (desktops, laptops, "
                     "phones), fail a fraction of them at once, and report which tokens can still be served "
                     "(clean / degraded MoE / not at all) and how long a token takes on a LAN, fibre or mobile "
-                    "links. --sweep runs failure 0-70 %% x replication 1-5 and writes a table and PNG plots.")
+                    "links. --sweep runs failure 0-70 % x replication 1-5 and writes a table and PNG plots.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", help="built-in real shapes: mistral-large-3, mistral-7b-v0.3, "
                                       "magistral-small-2509, mixtral-8x7b")
     src.add_argument("--manifest", help="a manifest.json written by `libp2pia fragment` (or a plan --json)")
     src.add_argument("--gguf", help="plan a GGUF from its header and simulate that")
-    p.add_argument("--peers", type=int, default=None, help="number of peers (default: fragments x R, "
+    p.add_argument("--peers", type=int, default=None, help="number of peers (default: one per replica, fragments x R, "
                                                           "the plan's one-fragment-per-peer rule)")
     p.add_argument("--replication", type=int, default=3, help="replicas per fragment (default 3)")
     p.add_argument("--always-replication", type=int, default=None,
@@ -120,15 +120,15 @@ def _text(name: str, r: dict[str, Any]) -> str:
     ]
     if "latency" in r:
         lt = r["latency"]
-        lines.append(f"per token: {lt['mean_s_per_token']:.2f} s (p95 {lt['p95_s_per_token']:.2f} s; RTT floor "
-                     f"{lt['rtt_floor_s_per_token']:.2f} s), {lt['phases_per_token']} phases, "
+        lines.append(f"per token: {lt['mean_s_per_token']:.2f} s (p95 {lt['p95_s_per_token']:.2f} s; phases x median RTT "
+                     f"{lt['phases_x_median_rtt_s']:.2f} s), {lt['phases_per_token']} phases, "
                      f"{lt['fragments_per_token']:.0f} fragment calls, {lt['peers_per_token']:.0f} peers")
         lines.append("answer: " + ", ".join(f"{n} tokens {lt[f'answer_{n}_tokens_s'] / 60:.1f} min"
                                             for n in (30, 100, 500)))
     if "churn" in r:
         ch = r["churn"]
-        lines.append(f"churn {ch['hours']:.0f} h: model servable {100 * ch['servable_time_fraction']:.1f}% of the "
-                     f"time, clean tokens {100 * ch['mean_clean']:.1f}%, re-replication "
+        lines.append(f"churn {ch['hours']:.0f} h: always-active part whole {100 * (1 - ch['always_part_dark_time_fraction']):.1f}% "
+                     f"of the time, clean tokens {100 * ch['mean_clean']:.1f}%, re-replication "
                      f"{ch['repair_bytes'] / 1e9:.1f} GB ({ch['repair_gb_per_hour']:.1f} GB/h)")
     lines.append(f"({r['timing_s']['total']:.1f} s)")
     return "\n".join(lines)
@@ -163,11 +163,11 @@ def _table(rows: list[dict[str, Any]], profiles: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['replication']} | {100 * r['fail']:.0f}% | {r['peers']:,} | {r['always_whole']:.2f} | "
                      f"{r['always_whole_closed_form']:.2f} | {r['clean']:.3f} | {r['degraded']:.3f} | "
                      f"{r['none']:.3f} | {r['lost']:.0f} |")
-    lines += ["", "| network | median RTT | s/token | p95 | RTT floor | peers/token | phases |",
+    lines += ["", "| network | median RTT | s/token | p95 | phases x median RTT | peers/token | phases |",
               "|---|---|---|---|---|---|---|"]
     for p in profiles:
         lines.append(f"| {p['network']} | {p['median_rtt_ms']:.1f} ms | {p['mean_s_per_token']:.2f} | "
-                     f"{p['p95_s_per_token']:.2f} | {p['rtt_floor_s_per_token']:.2f} | {p['peers_per_token']:.0f} | "
+                     f"{p['p95_s_per_token']:.2f} | {p['phases_x_median_rtt_s']:.2f} | {p['peers_per_token']:.0f} | "
                      f"{p['phases_per_token']} |")
     return "\n".join(lines) + "\n"
 

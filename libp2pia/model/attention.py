@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ModelError, SessionError
 from .config import ModelConfig
 from .ops import apply_rope, rms_norm, rope_cache, softmax
-from .weights import QMatrix
+from .weights import FusedRows, QMatrix
 
 F32 = np.float32
 
@@ -56,9 +56,7 @@ class KVCache:
 class AttentionShard:
     cfg: ModelConfig
     layer: int
-    wq: QMatrix                 # rows: (q1 - q0) * head_dim
-    wk: QMatrix                 # rows: (kv1 - kv0) * head_dim
-    wv: QMatrix                 # rows: (kv1 - kv0) * v_head_dim
+    qkv: FusedRows              # Q rows (q1 - q0) * head_dim, K rows (kv1 - kv0) * head_dim, V rows ... * v_head_dim
     wo: QMatrix                 # n_embd rows × (q1 - q0) * v_head_dim columns
     q0: int                     # first global Q head
     kv0: int                    # first global KV head
@@ -69,11 +67,11 @@ class AttentionShard:
 
     @property
     def n_q(self) -> int:
-        return self.wq.rows // self.cfg.head_dim
+        return self.qkv.rows(0) // self.cfg.head_dim
 
     @property
     def n_kv(self) -> int:
-        return self.wk.rows // self.cfg.head_dim
+        return self.qkv.rows(1) // self.cfg.head_dim
 
     def close(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)
@@ -88,9 +86,10 @@ class AttentionShard:
             cache = self.sessions[session_id] = KVCache.empty(self.n_kv, hd, vd, self.context_limit)
 
         # 1. projections: q (n, n_q, hd), k (n, n_kv, hd), v (n, n_kv, vd)
-        q = self.wq(x).reshape(n, self.n_q, hd)
-        k = self.wk(x).reshape(n, self.n_kv, hd)
-        v = self.wv(x).reshape(n, self.n_kv, vd)
+        q, k, v = self.qkv(x)                                      # one kernel call per weight type
+        q = q.reshape(n, self.n_q, hd)
+        k = k.reshape(n, self.n_kv, hd)
+        v = v.reshape(n, self.n_kv, vd)
 
         # 2. Gemma: per-head RMS norm of q and k (over head_dim)
         if cfg.qk_norm:

@@ -17,7 +17,7 @@ import trio
 
 from ..fragments import load_manifest
 from ..net.dht import Dht
-from ..net.hop import start_hop
+from ..net.relay import start_relay_hop
 from ..net.host import DEFAULT_LISTEN, open_host
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ async def serve_bootstrap(cfg: ServiceConfig, *, task_status: Any = trio.TASK_ST
 async def serve_relay(cfg: ServiceConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Circuit relay v2 hop with limits (libp2pia.limits.RELAY_*); also a DHT server if given peers."""
     async with open_host(cfg.listen, data_dir=cfg.data_dir) as net:
-        await start_hop(net)
+        await start_relay_hop(net)
         if cfg.bootstrap:
             await Dht(net, server=True).start(cfg.bootstrap)
         task_status.started(ready_info("relay", net))

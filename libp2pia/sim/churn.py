@@ -20,14 +20,15 @@ network does not know yet, the client finds out by a failed call.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..limits import DEFAULT_HEARTBEAT_MISSES, DEFAULT_HEARTBEAT_PERIOD_S
-from .coverage import availability, expert_popularity, token_coverage, uniform_clean_probability
-from .peers import CLASSES, make_peers, uniform_storage
+from .coverage import availability, coverage, expert_popularity
+from .peers import CLASSES, ClassProfile, make_peers, uniform_storage
 from .placement import place
 from .plan import PlanArrays
 
@@ -37,9 +38,10 @@ class ChurnParams:
     hours: float = 24.0
     step_s: float = DEFAULT_HEARTBEAT_PERIOD_S
     misses: int = DEFAULT_HEARTBEAT_MISSES
-    sample_s: float = 600.0
+    sample_s: float = 120.0
     origin_bps: float = 125e6        # the publisher's seed: 1 Gbit/s, used only when no peer holds a copy
     coverage_tokens: int = 200
+    classes: Mapping[str, ClassProfile] | None = None   # None: peers.DEFAULT_CLASSES
 
 
 @dataclass
@@ -50,6 +52,8 @@ class ChurnResult:
     origin_bytes: float
     repairs: int
     n_peers: int
+    always_dark_fraction: float     # fraction of steps with some always-active fragment without a live replica
+    dark_fragment_hours: float      # Σ over fragments of the time without a live replica
 
     def summary(self) -> dict[str, Any]:
         s = self.series
@@ -57,6 +61,8 @@ class ChurnResult:
         return {"hours": self.hours, "peers": self.n_peers,
                 "mean_online_fraction": float(np.mean(s["online_fraction"])),
                 "servable_time_fraction": float(np.mean(servable > 0)),
+                "always_part_dark_time_fraction": self.always_dark_fraction,
+                "dark_fragment_hours": self.dark_fragment_hours,
                 "mean_clean": float(np.mean(s["clean"])), "mean_degraded": float(np.mean(s["degraded"])),
                 "max_fragments_without_live_replica": int(np.max(s["fragments_without_live_replica"])),
                 "repair_bytes": self.repair_bytes, "origin_bytes": self.origin_bytes, "repairs": self.repairs,
@@ -68,7 +74,8 @@ class ChurnResult:
 def simulate_churn(plan: PlanArrays, cfg: Any, params: ChurnParams = ChurnParams()) -> ChurnResult:
     """Run churn for ``params.hours`` on the scenario ``cfg`` (a :class:`scenario.Config`)."""
     rng = np.random.default_rng([cfg.seed, 7])
-    peers = make_peers(cfg.n_peers(plan), rng, cfg.network, weight_bytes_per_s=cfg.weight_bytes_per_s)
+    peers = make_peers(cfg.n_peers(plan), rng, cfg.network, classes=params.classes,
+                       weight_bytes_per_s=cfg.weight_bytes_per_s)
     if cfg.storage_bytes is not None:
         peers = uniform_storage(peers, cfg.storage_bytes)
     n = peers.n
@@ -93,6 +100,8 @@ def simulate_churn(plan: PlanArrays, cfg: Any, params: ChurnParams = ChurnParams
         "t_s", "online_fraction", "fragments_without_live_replica", "clean", "degraded", "repair_bytes_cum")}
     repair_bytes = origin_bytes = 0.0
     repairs = 0
+    dark_steps = 0
+    dark_frag_s = 0.0
     steps = int(round(params.hours * 3600 / dt))
     every = max(1, int(round(params.sample_s / dt)))
     for step in range(steps + 1):
@@ -116,41 +125,46 @@ def simulate_churn(plan: PlanArrays, cfg: Any, params: ChurnParams = ChurnParams
             known = np.bincount(frag[active], minlength=plan.n)
             need = np.flatnonzero(known < target)
             if need.size:
-                b, o = _repair(plan, peers, rng, t, need, target[need] - known[need], frag, peer, ready, active,
-                               online, detected, used, slots, params)
-                if b is not None:
-                    frag, peer, ready, active, nb, nob, nr = b
+                grown = _repair(plan, peers, rng, t, need, target[need] - known[need], frag, peer, ready, active,
+                                online, detected, used, slots, params)
+                if grown is not None:
+                    frag, peer, ready, active, nb, nob, nr = grown
                     repair_bytes += nb
                     origin_bytes += nob
                     repairs += nr
+        # every step: is anything without a live replica right now?
+        live = active & online[peer] & (ready <= t)
+        live_count = np.bincount(frag[live], minlength=plan.n)
+        dark = live_count == 0
+        dark_steps += bool(dark[plan.always].any())
+        dark_frag_s += float(dark.sum()) * dt
         if step % every == 0:
-            live = active & online[peer] & (ready <= t)
-            av = availability(plan, np.bincount(frag[live], minlength=plan.n))
-            if cfg.routing_skew == 0 and plan.n_experts:
-                served = av.always_ok and bool(av.expert_ok[plan.moe_layers].any(axis=1).all())
-                clean = uniform_clean_probability(plan, av) if served else 0.0
-                deg = (1.0 - clean) if served else 0.0
-            else:
-                cov = token_coverage(plan, av, pop, params.coverage_tokens, rng)
-                clean, deg = cov.clean, cov.degraded
+            av = availability(plan, live_count)
+            cov = coverage(plan, av, pop, cfg.routing_skew, params.coverage_tokens, rng)
+            clean, deg = cov.clean, cov.degraded
             series["t_s"].append(t)
             series["online_fraction"].append(float(online.mean()))
             series["fragments_without_live_replica"].append(av.lost_fragments)
             series["clean"].append(clean)
             series["degraded"].append(deg)
             series["repair_bytes_cum"].append(repair_bytes)
-    return ChurnResult(params.hours, series, repair_bytes, origin_bytes, repairs, n)
+    return ChurnResult(params.hours, series, repair_bytes, origin_bytes, repairs, n,
+                       dark_steps / (steps + 1), dark_frag_s / 3600)
 
 
 def _repair(plan: PlanArrays, peers: Any, rng: np.random.Generator, t: float, need: np.ndarray,
             deficit: np.ndarray, frag: np.ndarray, peer: np.ndarray, ready: np.ndarray, active: np.ndarray,
             online: np.ndarray, detected: np.ndarray, used: np.ndarray, slots: np.ndarray,
-            params: ChurnParams) -> tuple[Any, float]:
-    """Schedule new replicas; at most one new fragment per target peer per step."""
+            params: ChurnParams) -> tuple[Any, ...] | None:
+    """Schedule new replicas, at most one per target peer per step.
+
+    Returns the grown replica arrays (frag, peer, ready, active) and the bytes moved,
+    the bytes taken from the origin and the number of copies; None when nothing moved.
+    """
     want = np.repeat(need, deficit)
     cand = np.flatnonzero(online & ~detected & (used < slots))
     if cand.size == 0 or want.size == 0:
-        return None, 0.0
+        return None
     # always-active first, onto the most stable candidates; the rest onto random candidates
     want = want[np.argsort(~plan.always[want], kind="stable")]
     cand = cand[np.lexsort((rng.random(cand.size), -peers.stability[cand]))]
@@ -169,7 +183,6 @@ def _repair(plan: PlanArrays, peers: Any, rng: np.random.Generator, t: float, ne
     nbytes = plan.bytes[want].astype(float)
     done = t + nbytes / bps + peers.rtt_s[tgt]
     np.add.at(used, tgt, 1)
-    out = (np.concatenate([frag, want.astype(frag.dtype)]), np.concatenate([peer, tgt.astype(peer.dtype)]),
-           np.concatenate([ready, done]), np.concatenate([active, np.ones(m, bool)]),
-           float(nbytes.sum()), float(nbytes[s < 0].sum()), m)
-    return out, 0.0
+    return (np.concatenate([frag, want.astype(frag.dtype)]), np.concatenate([peer, tgt.astype(peer.dtype)]),
+            np.concatenate([ready, done]), np.concatenate([active, np.ones(m, bool)]),
+            float(nbytes.sum()), float(nbytes[s < 0].sum()), m)

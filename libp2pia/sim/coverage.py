@@ -125,6 +125,29 @@ def token_coverage(plan: PlanArrays, avail: Availability, popularity: np.ndarray
     return TokenCoverage(float(1 - tok_deg.mean()), float(tok_deg.mean()), 0.0, float(replaced.sum() / n_tokens))
 
 
+def uniform_coverage(plan: PlanArrays, avail: Availability) -> TokenCoverage:
+    """Exact token coverage for uniform routing (what the Monte-Carlo estimates; tested against it).
+
+    Replaced choices per token: Σ over MoE layers of k · (1 − A_l / E).
+    """
+    layers = plan.moe_layers
+    if not avail.always_ok or (plan.n_experts and (~avail.expert_ok[layers].any(axis=1)).any()):
+        return TokenCoverage(0.0, 0.0, 1.0, 0.0)
+    if layers.size == 0 or plan.n_experts == 0:
+        return TokenCoverage(1.0, 0.0, 0.0, 0.0)
+    clean = uniform_clean_probability(plan, avail)
+    a = avail.expert_ok[layers].sum(axis=1)
+    return TokenCoverage(clean, 1.0 - clean, 0.0, float((plan.top_k * (1 - a / plan.n_experts)).sum()))
+
+
+def coverage(plan: PlanArrays, avail: Availability, popularity: np.ndarray, skew: float, n_tokens: int,
+             rng: np.random.Generator) -> TokenCoverage:
+    """Exact for uniform routing, Monte-Carlo over ``n_tokens`` routed tokens otherwise."""
+    if skew == 0:
+        return uniform_coverage(plan, avail)
+    return token_coverage(plan, avail, popularity, n_tokens, rng)
+
+
 def uniform_clean_probability(plan: PlanArrays, avail: Availability) -> float:
     """Exact P(no degradation) for uniform routing: Π over MoE layers of C(A_l, k) / C(E, k)."""
     if not avail.always_ok:

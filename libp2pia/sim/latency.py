@@ -56,7 +56,7 @@ class TokenLatency:
     fragments: np.ndarray      # fragment calls per token
     peers: np.ndarray          # distinct peers per token
     phases: int                # network phases per token
-    floor_s: float             # phases × median RTT: the design's floor
+    rtt_yardstick_s: float     # phases × median peer RTT (a yardstick; the client picks fast replicas)
     slowest_peer_s: np.ndarray  # per token: Σ over phases of the slowest peer's time
     client_serial_s: np.ndarray  # per token: Σ over phases of the client's serial per-message work
     client_compute_s: float     # per token: router (and held roles) at the client
@@ -67,7 +67,7 @@ class TokenLatency:
         out = {"mean_s_per_token": float(s.mean()), "p50_s_per_token": float(np.median(s)),
                "p95_s_per_token": float(np.percentile(s, 95)), "fragments_per_token": float(self.fragments.mean()),
                "peers_per_token": float(self.peers.mean()), "phases_per_token": self.phases,
-               "rtt_floor_s_per_token": self.floor_s,
+               "phases_x_median_rtt_s": self.rtt_yardstick_s,
                "slowest_peer_s_per_token": float(self.slowest_peer_s.mean()),
                "client_serial_s_per_token": float(self.client_serial_s.mean()),
                "client_compute_s_per_token": self.client_compute_s,
@@ -183,8 +183,8 @@ def token_latency(plan: PlanArrays, peers: Peers, placement: Placement, alive: n
     tp_peer = np.unique(tok_a.astype(np.int64) * peers.n + peer_a)
     n_peers = np.bincount(tp_peer // peers.n, minlength=n_tokens)
     phases = int(np.unique(m_phase).size)
-    floor = phases * float(np.median(peers.rtt_s))
-    return TokenLatency(seconds=seconds, fragments=fragments, peers=n_peers, phases=phases, floor_s=floor,
+    yardstick = phases * float(np.median(peers.rtt_s))
+    return TokenLatency(seconds=seconds, fragments=fragments, peers=n_peers, phases=phases, rtt_yardstick_s=yardstick,
                         slowest_peer_s=slowest, client_serial_s=client_serial, client_compute_s=local_s,
                         upload_bytes=upload)
 

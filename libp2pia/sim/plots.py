@@ -25,22 +25,27 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def survival_plot(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
-    """Served (clean + degraded) and clean token coverage vs failure fraction, one line per R."""
+    """Left: P(model up) = every always-active fragment alive, simulated (dots) and closed form
+    (dashed). Right: share of tokens with no replaced expert while the model is up."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     reps = sorted({r["replication"] for r in rows})
-    for rep in reps:
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, rep in enumerate(reps):
+        c = colors[i % len(colors)]
         pts = sorted((r for r in rows if r["replication"] == rep), key=lambda r: r["fail"])
         x = [100 * r["fail"] for r in pts]
-        axes[0].plot(x, [r["clean"] + r["degraded"] for r in pts], marker="o", ms=3, label=f"×{rep}")
-        axes[1].plot(x, [r["clean"] for r in pts], marker="o", ms=3, label=f"×{rep}")
-    axes[0].set_title("tokens served (clean or degraded)")
-    axes[1].set_title("tokens served without degradation")
+        axes[0].plot(x, [r["always_whole"] for r in pts], "o", ms=2.5, color=c, label=f"×{rep} simulated")
+        axes[0].plot(x, [r["always_whole_closed_form"] for r in pts], "--", lw=1, color=c)
+        axes[1].plot(x, [r["clean_if_up"] for r in pts], "-", color=c, label=f"×{rep}")
+    axes[0].set_title("model up: every always-active fragment alive\n(dots: simulated, dashed: (1 − f^R)^A)",
+                      fontsize=9)
+    axes[1].set_title("tokens with no replaced expert, while up", fontsize=9)
     for ax in axes:
         ax.set_xlabel("peers failed at once (%)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("fraction of tokens (mean over trials)")
-    axes[1].legend(title="replication")
+    axes[0].set_ylabel("probability / fraction of tokens")
+    axes[1].legend(title="replication", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
@@ -49,13 +54,13 @@ def survival_plot(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Non
 
 def latency_plot(rows: Sequence[dict[str, Any]], path: Path, title: str,
                  profiles: Sequence[dict[str, Any]] = ()) -> None:
-    """Seconds per token vs median round trip; the design's floor (phases × RTT) for reference."""
+    """Seconds per token vs median round trip; phases × median RTT for reference."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     pts = sorted(rows, key=lambda r: r["median_rtt_ms"])
     x = [r["median_rtt_ms"] for r in pts]
     ax.plot(x, [r["mean_s_per_token"] for r in pts], marker="o", ms=3, label="simulated (fibre links, RTT scaled)")
-    ax.plot(x, [r["rtt_floor_s_per_token"] for r in pts], ls="--", label="floor: phases × median RTT")
+    ax.plot(x, [r["phases_x_median_rtt_s"] for r in pts], ls="--", label="phases × median RTT")
     for p in profiles:
         ax.scatter([p["median_rtt_ms"]], [p["mean_s_per_token"]], zorder=3, s=30)
         ax.annotate(p["network"], (p["median_rtt_ms"], p["mean_s_per_token"]), textcoords="offset points",

@@ -8,7 +8,6 @@ a token takes on the survivors.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .coverage import (alive_after, availability, expert_popularity, failure_ranks, live_replicas,
+from .coverage import (alive_after, availability, coverage, expert_popularity, failure_ranks, live_replicas,
                        survival_exact_fraction, token_coverage, uniform_clean_probability)
 from .latency import LatencyParams, token_latency
 from .peers import CLASSES, DEFAULT_WEIGHT_BYTES_PER_S, make_peers, uniform_storage
@@ -28,7 +27,7 @@ from .plan import PlanArrays, summary
 class Config:
     """Everything a scenario depends on besides the plan (all JSON-able)."""
 
-    peers: int | None = None               # None: the plan's rule, one fragment per peer (fragments × R)
+    peers: int | None = None               # None: the plan's rule, one fragment per peer (one per replica)
     replication: int = 3
     always_replication: int | None = None  # None: same as replication
     fail: float = 0.0
@@ -43,7 +42,10 @@ class Config:
     latency: LatencyParams = field(default_factory=LatencyParams)
 
     def n_peers(self, plan: PlanArrays) -> int:
-        return self.peers if self.peers is not None else plan.n * max(self.replication, self.always_replication or 0)
+        if self.peers is not None:
+            return self.peers
+        n_always = int(plan.always.sum())
+        return n_always * (self.always_replication or self.replication) + (plan.n - n_always) * self.replication
 
 
 def _placed(plan: PlanArrays, cfg: Config, rng: np.random.Generator) -> tuple[Any, Any]:
@@ -107,14 +109,19 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
           base: Config = Config()) -> list[dict[str, Any]]:
     """Coverage over failure fraction × replication factor (no latency), ``trials`` seeds each.
 
+    Token coverage is exact for uniform routing and Monte-Carlo otherwise (:func:`coverage.coverage`).
+    ``clean_if_up`` / ``replaced_if_up`` measure the routed experts alone, as if the always-active
+    part were whole: averaged over thousands of experts they are smooth where ``always_whole``
+    (one rare event per trial) is noisy, and the closed form covers that part.
     One placement per (R, trial); the failure sets are nested across f (see
     :func:`failure_ranks`), so more failures can never look better than fewer.
-    Peers per R: ``base.peers`` if set, else fragments × R (the plan's rule).
+    Peers per R: ``base.peers`` if set, else one per replica (the plan's rule, fragments × R).
     """
     rows = []
     for r in replications:
         acc = {f: {"always_whole": 0.0, "clean": 0.0, "degraded": 0.0, "none": 0.0, "lost": 0.0,
-                   "lost_always": 0.0, "unavail_experts": 0.0, "replaced": 0.0, "served": 0.0} for f in fails}
+                   "lost_always": 0.0, "unavail_experts": 0.0, "replaced": 0.0, "served": 0.0,
+                   "clean_if_up": 0.0, "replaced_if_up": 0.0} for f in fails}
         cfg = replace(base, replication=r)
         for t in range(trials):
             rng = np.random.default_rng([base.seed, r, t])
@@ -123,7 +130,7 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
             pop = expert_popularity(plan.n_layers, plan.n_experts, base.routing_skew, rng)
             for f in fails:
                 av = availability(plan, live_replicas(pl, alive_after(ranks, f)))
-                cov = token_coverage(plan, av, pop, base.coverage_tokens, rng)
+                cov = coverage(plan, av, pop, base.routing_skew, base.coverage_tokens, rng)
                 a = acc[f]
                 a["always_whole"] += av.always_ok
                 a["clean"] += cov.clean
@@ -134,6 +141,10 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
                 a["unavail_experts"] += int((~av.expert_ok[plan.moe_layers]).sum()) if plan.n_experts else 0
                 a["replaced"] += cov.replaced_per_token
                 a["served"] += cov.none < 1.0
+                # the experts alone, as if the always-active part were whole: smooth, low-noise
+                up = coverage(plan, replace(av, always_ok=True), pop, base.routing_skew, base.coverage_tokens, rng)
+                a["clean_if_up"] += up.clean
+                a["replaced_if_up"] += up.replaced_per_token
         for f in fails:
             row = {"replication": r, "fail": f, "peers": cfg.n_peers(plan), "trials": trials}
             a = acc[f]
@@ -152,7 +163,7 @@ def latency_vs_rtt(plan: PlanArrays, scales: Sequence[float], base: Config) -> l
         rep = run(plan, replace(base, rtt_scale=s, fail=0.0), with_latency=True)
         lat = rep["latency"]
         rows.append({"rtt_scale": s, "network": base.network, "median_rtt_ms": _median_rtt_ms(plan, base, s),
-                     **{k: lat[k] for k in ("mean_s_per_token", "p95_s_per_token", "rtt_floor_s_per_token",
+                     **{k: lat[k] for k in ("mean_s_per_token", "p95_s_per_token", "phases_x_median_rtt_s",
                                             "peers_per_token", "phases_per_token")}})
     return rows
 
@@ -161,11 +172,3 @@ def _median_rtt_ms(plan: PlanArrays, base: Config, scale: float) -> float:
     rng = np.random.default_rng(base.seed)
     p = make_peers(min(base.n_peers(plan), 20000), rng, base.network, rtt_scale=scale)
     return float(np.median(p.rtt_s) * 1e3)
-
-
-def answer_minutes(seconds_per_token: float, tokens: int) -> float:
-    return seconds_per_token * tokens / 60.0
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b) if b else math.inf  # type: ignore[return-value]
