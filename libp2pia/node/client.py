@@ -34,16 +34,18 @@ from ..engine.client import Engine
 from ..engine.generation import Generation, GenerationResult
 from ..engine.loader import ManifestSource, client_data
 from ..errors import Libp2piaError, MissingFragment, NetworkError, PeerUnavailable
-from ..limits import DEFAULT_CONTEXT_LENGTH
+from ..limits import DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S
 from ..model.layout import ModelLayout
 from ..model.sampling import SamplingParams
 from ..model.tokenizer import Tokenizer
 from ..net.dht import Dht
+from ..net.gossip import Heartbeats
 from ..net.host import DEFAULT_LISTEN, NetHost, open_host
 from ..net.rpc import ComputeClient
 from ..net.transfer import fetch_from_any
 from ..wire.manifest import canonical_json
 from .backend import NetworkBackend
+from .services import start_gossip
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class ClientConfig:
     wire_dtype: str = "float32"
     context_limit: int = DEFAULT_CONTEXT_LENGTH
     discovery_deadline: float = DISCOVERY_DEADLINE_S
+    heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
 
 
 @dataclass
@@ -178,12 +181,21 @@ class NetworkClient:
     @contextlib.asynccontextmanager
     async def _connect(cls, cfg: ClientConfig) -> AsyncIterator["NetworkClient"]:
         async with open_host(cfg.listen) as net:
+            gossip = await start_gossip(net)                    # before any connection
             dht = Dht(net, server=False)
             if not cfg.bootstrap:
                 raise PeerUnavailable("a client needs at least one bootstrap address")
             if not await dht.start(cfg.bootstrap):
                 raise PeerUnavailable(f"none of the bootstrap nodes answered: {', '.join(cfg.bootstrap)}")
             manifest = await cls._manifest(dht, cfg)
+            heartbeats = None
+            if gossip is not None:
+                heartbeats = Heartbeats(gossip, manifest["model_id"], period=cfg.heartbeat_period)
+                try:
+                    await heartbeats.start()                    # listen only: who is alive, who holds what
+                except NetworkError as exc:
+                    log.warning("heartbeats unavailable (DHT only): %s", exc)
+                    heartbeats = None
             ids = [f["id"] for f in manifest["fragments"]]
             providers = await find_providers(dht, ids, cfg.discovery_deadline, net.peer_id.to_base58())
             missing = [f for f in ids if f not in providers]
@@ -195,9 +207,10 @@ class NetworkClient:
             model_cfg, norms, routers = client_data(src, cfg.context_limit)
             layout = ModelLayout.from_fragments(model_cfg, manifest["fragments"], norms, routers)
             tokenizer = Tokenizer.from_metadata(src.metadata)
-            rpc = ComputeClient(net)
+            rpc = ComputeClient(net, observer=heartbeats.observe if heartbeats else None)
+            backend = NetworkBackend(rpc, providers, cfg.wire_dtype, heartbeats.table if heartbeats else None)
             try:
-                yield cls(net, dht, manifest, tokenizer, layout, NetworkBackend(rpc, providers, cfg.wire_dtype))
+                yield cls(net, dht, manifest, tokenizer, layout, backend)
             finally:
                 with trio.CancelScope(shield=True):
                     await rpc.aclose()
