@@ -39,7 +39,9 @@ from ..model.layout import ModelLayout
 from ..model.sampling import SamplingParams
 from ..model.tokenizer import Tokenizer
 from ..net.dht import Dht
+from ..net.framed import to_peer_id
 from ..net.gossip import Heartbeats
+from ..net.peers import PeerTable
 from ..net.host import DEFAULT_LISTEN, NetHost, open_host
 from ..net.rpc import ComputeClient
 from ..net.transfer import fetch_from_any
@@ -96,12 +98,23 @@ class RunStats:
         return steps / self.decode_seconds if self.decode_seconds > 0 else 0.0
 
 
-async def find_providers(dht: Dht, fragment_ids: Sequence[str], deadline: float,
-                         self_id: str) -> dict[str, list[str]]:
-    """fragment id -> peer ids, looked up in parallel rounds until every fragment has a holder."""
+async def find_providers(dht: Dht, fragment_ids: Sequence[str], deadline: float, self_id: str,
+                         table: PeerTable | None = None) -> dict[str, list[str]]:
+    """fragment id -> peer ids: DHT lookups in parallel rounds, plus the holders heard on gossip
+    (``table``), until every fragment has a holder or the deadline passes."""
     found: dict[str, list[str]] = {}
     store = dht.net.host.get_peerstore()
     limiter = trio.CapacityLimiter(MAX_PARALLEL_LOOKUPS)
+
+    def from_gossip() -> None:
+        for fid in fragment_ids:
+            for pid in table.holders(fid) if table is not None else ():
+                rec = table.get(pid)  # type: ignore[union-attr]
+                with contextlib.suppress(Exception):  # a malformed announced address is skipped
+                    store.add_addrs(to_peer_id(pid), [multiaddr.Multiaddr(a) for a in rec.addrs],
+                                    PROVIDER_ADDR_TTL_S)
+                if pid != self_id and pid not in found.get(fid, []):
+                    found.setdefault(fid, []).append(pid)
 
     async def lookup(fid: str) -> None:
         async with limiter:
@@ -123,10 +136,12 @@ async def find_providers(dht: Dht, fragment_ids: Sequence[str], deadline: float,
 
     end = time.monotonic() + deadline
     while True:
+        from_gossip()
         todo = [f for f in fragment_ids if f not in found]
         async with trio.open_nursery() as n:
             for fid in todo:
                 n.start_soon(lookup, fid)
+        from_gossip()
         missing = [f for f in fragment_ids if f not in found]
         if not missing or time.monotonic() > end:
             return found
@@ -197,7 +212,8 @@ class NetworkClient:
                     log.warning("heartbeats unavailable (DHT only): %s", exc)
                     heartbeats = None
             ids = [f["id"] for f in manifest["fragments"]]
-            providers = await find_providers(dht, ids, cfg.discovery_deadline, net.peer_id.to_base58())
+            providers = await find_providers(dht, ids, cfg.discovery_deadline, net.peer_id.to_base58(),
+                                             heartbeats.table if heartbeats else None)
             missing = [f for f in ids if f not in providers]
             if missing:
                 raise MissingFragment(missing[0], f"{len(missing)} of {len(ids)} fragments have no provider "
