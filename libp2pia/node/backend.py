@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -63,6 +64,7 @@ class BackendStats:
     phases: int = 0
     messages: int = 0
     calls: int = 0
+    seconds: float = 0.0         # wall time inside call(): network + remote compute
 
 
 @dataclass
@@ -138,6 +140,7 @@ class NetworkBackend:
                 raise MissingFragment(c.fragment_id, "no reachable peer holds it")
             groups.setdefault(peer, []).append(i)
         out: list[ShardResult | None] = [None] * len(calls)
+        t0 = time.perf_counter()
 
         async def send(peer: str, idx: list[int]) -> None:
             wire = [WireCall(calls[i].fragment_id, calls[i].kind, int(calls[i].layer or 0),  # type: ignore[arg-type]
@@ -164,6 +167,7 @@ class NetworkBackend:
                     n.start_soon(guarded_send, peer, idx)
             if errors:
                 raise errors[0]
+        self.stats.seconds += time.perf_counter() - t0
         self.stats.phases += 1
         self.stats.messages += len(groups)
         self.stats.calls += len(calls)
