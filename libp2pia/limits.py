@@ -20,6 +20,9 @@ DEFAULT_PLAN_REPLICATION = (3, 5)
 #: Read/hash chunk of the fragmenter and reassembler (large enough to amortise syscalls,
 #: small enough that peak memory stays ~ one fragment).
 IO_CHUNK_BYTES = 4 * MiB
+#: Above this many fragments manifest.json is written on one line: Python's JSON encoder is
+#: ~20x slower with indentation, which dominates for models with 10^4-10^5 fragments.
+MANIFEST_INDENT_MAX_FRAGMENTS = 2000
 #: Manifest format version written by this library; readers refuse newer ones.
 MANIFEST_FORMAT_VERSION = 1
 #: GGUF versions we can read (v1 used 32-bit counts and is obsolete).
@@ -30,6 +33,11 @@ MAX_GGUF_STRING_BYTES = 64 * MiB
 MAX_GGUF_ARRAY_ITEMS = 64 * 1024 * 1024
 MAX_GGUF_TENSORS = 1_000_000
 MAX_GGUF_KV = 1_000_000
+
+# --- kernels ---------------------------------------------------------------
+#: Below this many weight bytes a matvec runs in the calling thread: waking numba's thread pool costs
+#: more (tens of microseconds, far more on a loaded machine) than splitting a small matrix saves.
+KERNEL_PARALLEL_MIN_BYTES = 256 * 1024
 
 # --- model -----------------------------------------------------------------
 #: Default context limit of a generation session (tokens).
@@ -97,3 +105,34 @@ GOSSIP_HEARTBEAT_INTERVAL_S = 1.0
 GOSSIP_MAX_MESSAGES_PER_TOPIC_PER_S = 200
 #: How long closing a host may take before we give up on a clean close.
 HOST_CLOSE_TIMEOUT_S = 5.0
+
+# --- relay (circuit relay v2) ------------------------------------------------
+#: A relayed circuit lives as long as a long chat session; py-libp2p's default is 1 h too.
+RELAY_CIRCUIT_DURATION_S = 3600
+#: Bytes one circuit may carry: a 50-token Gemma 3 270M answer moves ~5 MB of
+#: activations; big models and long chats need more. Heavy traffic should go
+#: over DCUtR's direct link anyway (a relay does ~6 MB/s).
+RELAY_CIRCUIT_BYTES = 1024 * MiB
+#: Concurrent circuits and reservations one relay accepts.
+RELAY_MAX_CIRCUITS = 256
+RELAY_MAX_RESERVATIONS = 128
+#: How long a reservation stays valid before the client's refresher renews it.
+RELAY_RESERVATION_TTL_S = 3600
+#: Reserving a slot or dialing through a relay (two hops plus a handshake).
+RELAY_DIAL_TIMEOUT_S = 10.0
+#: AutoNAT: one dial-back query.
+AUTONAT_QUERY_TIMEOUT_S = 10.0
+#: Bound on one fragment transfer (10 MiB at loopback speed takes ~0.2 s; over a
+#: relay at ~6 MB/s about 2 s; leave room for slow volunteers).
+FRAGMENT_TRANSFER_TIMEOUT_S = 120.0
+
+# --- node processes ------------------------------------------------------------
+#: How long `libp2pia swarm` waits for one process's readiness line (a worker loads,
+#: verifies and warms its fragments first; 2 cores shared by many processes).
+PROCESS_READY_TIMEOUT_S = 180.0
+#: How long a terminated process may take to exit before it is killed.
+PROCESS_STOP_TIMEOUT_S = 10.0
+#: Largest fragment we download when the manifest's size is not at hand: an
+#: "oversize" fragment (one tensor row block that cannot be cut) may exceed the
+#: 10 MiB budget; this only bounds what a lying provider can make us write.
+MAX_FRAGMENT_FETCH_BYTES = 1024 * MiB

@@ -6,7 +6,8 @@ It prints one JSON line ``{"peer_id": ..., "addrs": [...]}`` on stdout once it
 is ready, then serves until killed (or until stdin closes). Tests start it
 with :func:`spawn` and always kill and await it in ``finally``.
 Roles: ``compute`` (ToyService on the compute protocol), ``dht`` (bootstrap,
-provider, manifest publisher or forger).
+provider, manifest publisher or forger), ``relay``, ``natworker`` and
+``natclient`` (the NAT lab).
 """
 
 from __future__ import annotations
@@ -65,11 +66,14 @@ class ToyService:
 
 
 @contextlib.asynccontextmanager
-async def spawn(*args: str, ready_timeout: float = 30.0) -> AsyncIterator[dict]:
-    """Start ``netpeer.py ARGS`` and yield its ready line (plus ``"process"``); always kill it."""
+async def spawn(*args: str, ready_timeout: float = 30.0, prefix: list[str] | None = None) -> AsyncIterator[dict]:
+    """Start ``netpeer.py ARGS`` and yield its ready line (plus ``"process"``); always kill it.
+
+    ``prefix`` runs it under another command (``ip netns exec NS`` in the NAT lab).
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await trio.lowlevel.open_process(
-        [sys.executable, str(Path(__file__).resolve()), *args],
+        [*(prefix or []), sys.executable, str(Path(__file__).resolve()), *args],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
     )
     try:
@@ -149,7 +153,7 @@ async def role_dht(args: argparse.Namespace) -> None:
     from libp2pia.net.dht import Dht
     from libp2pia.net.host import open_host
     from libp2pia.wire import libp2pia_pb2 as pb
-    from libp2pia.wire.manifest import MANIFEST_NAMESPACE, canonical_json, manifest_key
+    from libp2pia.wire.manifest import MANIFEST_NAMESPACE, manifest_key
 
     class AcceptAll:
         def validate(self, key, value):  # noqa: ANN001, ANN201
@@ -159,6 +163,15 @@ async def role_dht(args: argparse.Namespace) -> None:
             return 0
 
     async with open_host() as net:
+        if args.gossip:  # before any connection: py-libp2p's pubsub greets peers only on connect
+            from libp2pia.net.gossip import Gossip, Heartbeats
+            from libp2pia.wire.announce import Announcement
+
+            gossip = Gossip(net)
+            await gossip.start()
+            hb = Heartbeats(gossip, args.gossip, period=args.period)
+            frags = list(args.provide)
+            await hb.start((lambda: Announcement("", "", 0, net.addrs, frags)) if args.announce else None)
         dht = Dht(net)
         if args.forge:
             dht.kad.validator = NamespacedValidator({MANIFEST_NAMESPACE: AcceptAll()}, strict_validation=False)
@@ -170,13 +183,90 @@ async def role_dht(args: argparse.Namespace) -> None:
         for path in args.forge:
             m = json.loads(Path(path).read_text())
             forged = {**m, "architecture": "forged"}  # model_id kept: content no longer hashes to it
-            rec = pb.ManifestRecord(model_id=m["model_id"], manifest_json=canonical_json(forged))
+            rec = pb.ManifestRecord(model_id=m["model_id"], manifest_json=json.dumps(forged).encode())
             await dht.kad.put_value(manifest_key(m["model_id"]), rec.SerializeToString())
         _ready(net, routing_table=dht.routing_table_size)
         await _wait_stdin_closed()
 
 
-ROLES = {"compute": role_compute, "dht": role_dht}
+async def role_relay(args: argparse.Namespace) -> None:
+    """A public relay (circuit v2 hop) that also answers AutoNAT dial-backs."""
+    from libp2pia.net.host import open_host
+    from libp2pia.net.relay import Reachability, start_relay_hop
+
+    async with open_host([f"/ip4/{args.ip}/tcp/0"]) as net:
+        await start_relay_hop(net)
+        Reachability(net)
+        _ready(net)
+        await _wait_stdin_closed()
+
+
+async def role_natworker(args: argparse.Namespace) -> None:
+    """A compute worker that checks its reachability and reserves a slot on --relay."""
+    from libp2pia.net.host import open_host
+    from libp2pia.net.relay import Reachability, RelayClient, start_dcutr
+    from libp2pia.net.rpc import PROTOCOL_ID, compute_handler
+
+    async with open_host([f"/ip4/{args.ip}/tcp/0"]) as net:
+        net.handle(PROTOCOL_ID, compute_handler(ToyService()))
+        reach = Reachability(net)
+        relay = RelayClient(net)
+        await relay.start()
+        await start_dcutr(net)
+        relay_id = await net.connect(args.relay[0])
+        status = await reach.check([relay_id])
+        circuit = await relay.reserve(args.relay[0])
+        _ready(net, reachability=status, circuit=circuit)
+        await _wait_stdin_closed()
+
+
+async def role_natclient(args: argparse.Namespace) -> None:
+    """Dial --target (a circuit address), time compute round trips relayed, then after DCUtR."""
+    import time
+
+    from libp2pia.net.host import open_host, stream_kind
+    from libp2pia.net.relay import RelayClient, connect_any, connection_kinds, start_dcutr
+    from libp2pia.net.rpc import ComputeClient
+
+    async with open_host([f"/ip4/{args.ip}/tcp/0"]) as net:
+        relay = RelayClient(net)
+        await relay.start()
+        await start_dcutr(net)
+        pid = await connect_any(net, args.target, relay, timeout=15)
+        kinds_first = connection_kinds(net, pid)
+        client = ComputeClient(net)
+        x = np.ones((1, 640), np.float32)
+        call = WireCall(TOY_FRAGMENTS[0], "ffn", 1, np.zeros(1, np.int32), x)
+        kinds: list[str] = []  # the connection kind each measurement's stream ran on
+
+        async def measure(n: int) -> float:
+            await client.open_session(pid, f"s{time.monotonic_ns()}")
+            out = []
+            sid = next(iter(k[1] for k in client._channels if k[0] == pid))  # noqa: SLF001 - test helper
+            for _ in range(n):
+                t0 = time.perf_counter()
+                (y,) = await client.compute(pid, sid, [call])
+                out.append(time.perf_counter() - t0)
+            assert float(y[0, 0]) == 3.0
+            kinds.append(stream_kind(client._channels[(pid, sid)].stream.stream))  # noqa: SLF001
+            await client.close_session(pid, sid)
+            return 1e3 * sorted(out)[len(out) // 2]
+
+        rtt_first = await measure(30)
+        with trio.move_on_after(args.wait_direct):
+            while "direct" not in connection_kinds(net, pid):
+                await trio.sleep(0.2)
+        kinds_after = connection_kinds(net, pid)
+        rtt_after = await measure(30)
+        await client.aclose()
+        print(json.dumps({"peer_id": pid.to_base58(), "kinds_first": kinds_first, "rtt_first_ms": rtt_first,
+                          "kinds_after": kinds_after, "rtt_after_ms": rtt_after,
+                          "stream_kinds": kinds}), flush=True)
+        await _wait_stdin_closed()
+
+
+ROLES = {"compute": role_compute, "dht": role_dht, "relay": role_relay, "natworker": role_natworker,
+         "natclient": role_natclient}
 
 
 def main() -> None:
@@ -189,6 +279,13 @@ def main() -> None:
     p.add_argument("--manifest", nargs="*", default=[])
     p.add_argument("--forge", nargs="*", default=[])
     p.add_argument("--refresh", type=float, default=60.0, help="DHT refresh period (s)")
+    p.add_argument("--gossip", metavar="MODEL_ID", help="join the heartbeat topic of this model")
+    p.add_argument("--announce", action="store_true", help="publish heartbeats (fragments = --provide)")
+    p.add_argument("--period", type=float, default=30.0, help="heartbeat period (s)")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--relay", nargs="*", default=[])
+    p.add_argument("--target", nargs="*", default=[])
+    p.add_argument("--wait-direct", type=float, default=15.0, help="how long to wait for DCUtR (s)")
     args = p.parse_args()
     quiet_libp2p_logs()
     trio.run(ROLES[args.role], args)

@@ -17,22 +17,24 @@ import warnings
 import numpy as np
 import pytest
 
+from libp2pia.limits import DEFAULT_MAX_FRAGMENT_BYTES
+
 from golden.compare import F32_ATOL, INDEX, cases, greedy_report, kl_topk, teacher_forced
 from golden.models import ENGINE_BACKENDS, SOURCES, engine_for, kl_bound, near_tie_tolerance
 
 F32_MODELS = [m for m in INDEX if m.endswith("-f32")]
+#: fragment size for the small synthetic models, so attention/FFN/vocab each span several fragments
+SMALL_FRAGMENT = 256 * 1024
 QUANT_MODELS = [m for m in INDEX if not m.endswith("-f32")]
 
 
 def _params(models):  # type: ignore[no-untyped-def]
-    return [pytest.param(m, c.index, id=f"{m}-p{c.index}",
-                         marks=[pytest.mark.slow] if m == "gemma" else [])
-            for m in models for c in cases(m)]
-
-
-@pytest.fixture(params=SOURCES)
-def source(request):  # type: ignore[no-untyped-def]
-    return request.param
+    """(model, case, source); Gemma (slow: ~0.3 s per token here) runs every prompt from the GGUF and
+    the first one from fragment files."""
+    return [pytest.param(m, c.index, src, id=f"{m}-p{c.index}-{src}",
+                         marks=[pytest.mark.slow] if m.startswith("gemma") else [])
+            for m in models for c in cases(m) for src in SOURCES if m != "gemma" or src == "gguf" or c.index == 0
+            if m != "gemma-long" or src == "gguf"]
 
 
 @pytest.fixture(params=sorted(ENGINE_BACKENDS))
@@ -40,7 +42,7 @@ def backend_name(request):  # type: ignore[no-untyped-def]
     return request.param
 
 
-@pytest.mark.parametrize("model,case_index", _params(F32_MODELS))
+@pytest.mark.parametrize("model,case_index,source", _params(F32_MODELS))
 async def test_f32_logits_match_llama_cpp(model, case_index, source, backend_name, golden_models):
     case = cases(model)[case_index]
     engine = engine_for(golden_models(model, source), backend_name)
@@ -52,7 +54,7 @@ async def test_f32_logits_match_llama_cpp(model, case_index, source, backend_nam
     assert rep.agreed == rep.total == len(case.greedy) >= 50
 
 
-@pytest.mark.parametrize("model,case_index", _params(QUANT_MODELS))
+@pytest.mark.parametrize("model,case_index,source", _params(QUANT_MODELS))
 async def test_quantized_greedy_and_kl(model, case_index, source, backend_name, golden_models):
     case = cases(model)[case_index]
     engine = engine_for(golden_models(model, source), backend_name)
@@ -62,7 +64,7 @@ async def test_quantized_greedy_and_kl(model, case_index, source, backend_name, 
     if rep.near_ties:
         warnings.warn(f"{model} p{case_index}: {len(rep.near_ties)} greedy flips at llama.cpp near-ties "
                       f"(step, ours, llama, margin): {rep.near_ties}", stacklevel=1)
-    assert rep.total >= 50
+    assert rep.total >= (50 if case.first_row == 0 else 16)
     kl = kl_topk(case, ours)
     assert kl.mean() <= kl_bound(model), f"mean KL {kl.mean():.3g} > bound {kl_bound(model):.3g}"
 
@@ -78,11 +80,11 @@ def golden_models(gemma_path, tmp_path_factory):  # type: ignore[no-untyped-def]
     loaded: dict = {}
 
     def get(name: str, source: str):  # type: ignore[no-untyped-def]
-        key = (name, source)
+        path = model_file(name, gemma_path, scratch)
+        key = (path, source)                 # gemma and gemma-long share one loaded model
         if key not in loaded:
-            path = model_file(name, gemma_path, scratch)
             if source == "fragments":
-                path = fragment_dir(path, scratch / f"{name}-fragments")
+                path = fragment_dir(path, scratch / f"{path.stem}-fragments")
             loaded[key] = load_model(path)
         return loaded[key]
 
@@ -92,10 +94,9 @@ def golden_models(gemma_path, tmp_path_factory):  # type: ignore[no-untyped-def]
 def fragment_dir(gguf_path, out):  # type: ignore[no-untyped-def]
     """Cut a GGUF into fragment files + manifest.json with libp2pia.fragments (small fragments so that
     every model is split into several shards per role)."""
-    try:
-        from libp2pia.fragments.cut import cut
-    except ImportError:
-        pytest.skip("libp2pia.fragments.cut has not landed yet")
+    from libp2pia.fragments import fragment
+
     if not (out / "manifest.json").exists():
-        cut(gguf_path, out)
+        size = gguf_path.stat().st_size
+        fragment(gguf_path, out, max_fragment_bytes=DEFAULT_MAX_FRAGMENT_BYTES if size > 64 << 20 else SMALL_FRAGMENT)
     return out

@@ -22,9 +22,14 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic(tmp_path_factory.mktemp("rd") / "dense.gguf", SynthConfig(n_vocab=320))
 
 
-def test_gemma_header_matches_gguf_py(gemma_path: Path) -> None:
+@pytest.fixture(scope="module")
+def gemma_ref(gemma_path: Path) -> GGUFReader:
+    return GGUFReader(gemma_path)   # slow (~10-30 s: 262k tokens), so once per module
+
+
+def test_gemma_header_matches_gguf_py(gemma_path: Path, gemma_ref: GGUFReader) -> None:
     ours = read_header(gemma_path)
-    ref = GGUFReader(gemma_path)
+    ref = gemma_ref
     assert ours.version == 3 and ours.architecture == "gemma3"
     assert ours.data_start == ref.data_offset
     assert [t.name for t in ours.tensors] == [t.name for t in ref.tensors]
@@ -38,10 +43,10 @@ def test_gemma_header_matches_gguf_py(gemma_path: Path) -> None:
     assert len(ours.kv["tokenizer.ggml.tokens"]) == len(tokens.data)
 
 
-def test_gemma_hparams_and_roles(gemma_path: Path) -> None:
+def test_gemma_hparams_and_roles(gemma_path: Path, gemma_ref: GGUFReader) -> None:
     header = read_header(gemma_path)
     hp = hparams(header)
-    ref = GGUFReader(gemma_path)
+    ref = gemma_ref
     val = lambda k: ref.fields[k].parts[ref.fields[k].data[0]].tolist()[0]  # noqa: E731
     assert hp["n_embd"] == val("gemma3.embedding_length")
     assert hp["n_layer"] == val("gemma3.block_count")

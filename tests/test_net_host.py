@@ -133,3 +133,27 @@ def test_benign_libp2p_logs_are_filtered(caplog) -> None:
     msgs = [r.getMessage() for r in caplog.records]
     assert "something real broke" in msgs
     assert not any("DHT message" in m for m in msgs)
+
+
+@pytest.mark.parametrize("exc", [ValueError("body failed"), trio.TooSlowError()])
+async def test_errors_in_the_body_propagate_with_services_running(exc) -> None:
+    """A regression: cancelling the services' scope while unwinding swallowed the body's error."""
+    from libp2pia.net.dht import Dht
+    from libp2pia.net.gossip import Gossip
+
+    with trio.fail_after(20):
+        with pytest.raises(type(exc)):
+            async with open_host() as net:
+                await Gossip(net).start()
+                await Dht(net).start()
+                raise exc
+
+
+async def test_addrs_are_dialable_and_announce_overrides() -> None:
+    with trio.fail_after(20):
+        async with open_host(["/ip4/0.0.0.0/tcp/0"]) as server, open_host() as client:
+            assert server.addrs and not any("/0.0.0.0/" in a for a in server.addrs)
+            loop = next(a for a in server.addrs if a.startswith("/ip4/127.0.0.1/"))
+            assert await client.connect(loop) == server.peer_id
+        async with open_host(announce=["/ip4/203.0.113.7/tcp/4001"]) as h:
+            assert h.addrs == [f"/ip4/203.0.113.7/tcp/4001/p2p/{h.peer_id.to_base58()}"]

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     print("hyper-parameters: " + ", ".join(f"{k}={v}" for k, v in hp.items()))
     print()
     rows = [[t["name"], t["role"], "" if t["layer"] is None else str(t["layer"]),
-             "" if t["expert"] is None else str(t["expert"]) if t["stacked_experts"] is None
-             else f"0..{t['stacked_experts'] - 1}", t["type"], "x".join(map(str, t["shape"])), str(t["bytes"])]
+             f"0..{t['stacked_experts'] - 1}" if t["stacked_experts"] else
+             "" if t["expert"] is None else str(t["expert"]), t["type"], "x".join(map(str, t["shape"])), str(t["bytes"])]
             for t in info["tensors"]]
     print(table(rows, ["tensor", "role", "layer", "expert", "type", "shape", "bytes"]))
     for title, key in (("role", "totals_by_role"), ("type", "totals_by_type")):

@@ -1,12 +1,12 @@
 """Load a model for the engine: from a plain GGUF (fragmented in memory) or a manifest directory.
 
-Both paths yield the same fragment dicts (the manifest's shape) and, per fragment,
-its sub-tensors as `TensorData`:
+Both paths go through libp2pia.fragments' reader and yield the same fragment dicts (the
+manifest's shape) and, per fragment, its sub-tensors as `TensorData`:
 
-| source          | fragments                                  | sub-tensor bytes                                |
-|-----------------|--------------------------------------------|-------------------------------------------------|
-| plain .gguf     | libp2pia.fragments.plan_specs (in memory)  | cut from the memory-mapped source tensor        |
-| manifest dir    | manifest.json (validated)                  | the fragment file's tensor of the same name     |
+| source          | fragments                                   | sub-tensor bytes                          |
+|-----------------|---------------------------------------------|-------------------------------------------|
+| plain .gguf     | GGUFFragments (in-memory plan)              | views of the memory-mapped source         |
+| manifest dir    | manifest.json (validated)                   | fragment files, each hash-checked vs id   |
 
 Result: the client's ModelLayout plus every compute shard keyed by fragment id,
 ready for the in-process backend (a worker builds only the shards it holds).
@@ -14,27 +14,21 @@ ready for the in-process backend (a worker builds only the shards it holds).
 
 from __future__ import annotations
 
-import hashlib
-import mmap
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGMLQuantizationType
 
 from ..errors import FragmentError, GGUFError, ManifestError
-from ..fragments.manifest import fragment_json, load_manifest
-from ..fragments.plan import HEADER_SLICE, plan_specs
-from ..gguf.format import block_info
-from ..gguf.reader import GGUFHeader, TensorInfo, check_data_bounds, parse_header
+from ..fragments import Fragment, GGUFFragments, file_sha256, load_manifest, open_fragment
+from ..fragments.plan import HEADER_SLICE
+from ..fragments.slices import ByteSlice
+from ..gguf.reader import GGUFHeader, parse_header
 from ..limits import DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_FRAGMENT_BYTES
 from ..model.build import COMPUTE_ROLES, Shard, TensorData, build_shard
 from ..model.config import ModelConfig
 from ..model.layout import ModelLayout, fragment_key
-
-FLOAT_TYPES = {GGMLQuantizationType.F32: np.float32, GGMLQuantizationType.F16: np.float16}
 
 
 @dataclass
@@ -46,106 +40,63 @@ class LoadedModel:
     fragments: list[dict[str, Any]]   # plan or manifest entries
 
 
-def _map(path: Path) -> mmap.mmap:
-    with open(path, "rb") as f:
-        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-
-
-def _tensor_array(buf: Any, info: TensorInfo) -> np.ndarray:
-    """A tensor's bytes as (planes, rows, row_bytes) uint8, or float (planes, rows, cols) for F32/F16."""
-    raw = np.frombuffer(buf, np.uint8, info.n_bytes, info.abs_offset)
-    if info.qtype in FLOAT_TYPES:
-        return raw.view(FLOAT_TYPES[info.qtype]).reshape(info.n_planes, info.n_rows, info.shape[0])
-    return raw.reshape(info.n_planes, info.n_rows, info.row_bytes)
-
-
-def _cut(arr: np.ndarray, info: TensorInfo, s: Mapping[str, Any]) -> TensorData:
-    """The box a slice names (expert plane, rows, block-aligned columns) out of a full source tensor."""
-    plane = int(s["expert"]) if s.get("expert") is not None else 0
-    r0, r1 = s["rows"]
-    c0, c1 = s["cols"]
-    if arr.dtype == np.uint8:
-        blk, size = block_info(info.qtype)
-        sub = arr[plane, r0:r1, c0 // blk * size:c1 // blk * size]
-    else:
-        sub = arr[plane, r0:r1, c0:c1]
-    return TensorData(sub, info.qtype, c1 - c0)
+def tensor_data(frag: Fragment) -> dict[str, TensorData]:
+    """A fragment's sub-tensors by source name: quantized bytes (rows, row_bytes) or float rows."""
+    return {s.tensor: TensorData(s.values(), s.qtype, s.shape[0])
+            for s in frag.slices if not isinstance(s.spec, ByteSlice)}
 
 
 class GGUFSource:
-    """A plain GGUF, fragmented in memory by the planner; slices are views into the mapped file."""
+    """A plain GGUF, fragmented in memory by the planner."""
 
     def __init__(self, path: Path, max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES) -> None:
-        self.path = path
-        self.buf = _map(path)
-        self.header = parse_header(self.buf, len(self.buf), str(path), path)
-        check_data_bounds(self.header)
-        _, specs = plan_specs(self.header, max_fragment_bytes)
-        self.fragments = [fragment_json(s) for s in specs]
-        self.metadata = self.header.kv
+        self.frags = GGUFFragments(path, max_fragment_bytes)
+        self.fragments: list[dict[str, Any]] = self.frags.manifest["fragments"]
+        self.metadata = self.frags.header.kv
 
-    def tensors(self, frag: Mapping[str, Any]) -> dict[str, TensorData]:
-        out = {}
-        for s in frag["slices"]:
-            if s["type"] == "bytes":
-                continue
-            info = self.header.by_name[s["tensor"]]
-            out[s["tensor"]] = _cut(_tensor_array(self.buf, info), info, s)
-        return out
+    def tensors(self, index: int) -> dict[str, TensorData]:
+        return tensor_data(self.frags.fragment(index))
+
+    def close(self) -> None:
+        """Close the file; the memory map lives on while shards hold views of it."""
+        self.frags.close()
 
 
 class ManifestSource:
-    """A directory with manifest.json and <sha256>.gguf fragment files (each checked against its id)."""
+    """A directory with manifest.json and <sha256>.gguf fragment files."""
 
     def __init__(self, root: Path, verify: bool = True) -> None:
         self.root = root
-        self.manifest = load_manifest(root / "manifest.json")
-        self.fragments = self.manifest["fragments"]
+        self.fragments: list[dict[str, Any]] = load_manifest(root / "manifest.json")["fragments"]
         self.verify = verify
         self.metadata = self._source_header().kv
 
-    def _open(self, frag: Mapping[str, Any]) -> tuple[Any, GGUFHeader]:
-        path = self.root / frag["file"]
-        try:
-            buf = _map(path)
-        except (OSError, ValueError) as exc:
-            raise FragmentError(f"fragment {frag['id']} ({path}) cannot be read: {exc}") from exc
-        if self.verify and hashlib.sha256(buf).hexdigest() != frag["id"]:
+    def _open(self, index: int) -> Fragment:
+        entry = self.fragments[index]
+        path = self.root / entry["file"]
+        if self.verify and file_sha256(path) != entry["id"]:
             raise FragmentError(f"fragment file {path} does not match its id (corrupt or swapped)")
-        return buf, parse_header(buf, len(buf), str(path), path)
+        return open_fragment(path)
 
     def _source_header(self) -> GGUFHeader:
-        """Reassemble the source GGUF header from the core fragments' byte slices."""
+        """The source GGUF header (hyper-parameters, tokenizer), reassembled from the core fragments."""
         parts: list[tuple[int, bytes]] = []
-        for frag in self.fragments:
-            if frag["role"] != "core":
-                continue
-            buf, head = self._open(frag)
-            for s in frag["slices"]:
-                if s["tensor"] == HEADER_SLICE:
-                    info = head.by_name[HEADER_SLICE]
-                    parts.append((s["bytes"][0], bytes(buf[info.abs_offset:info.abs_offset + info.n_bytes])))
+        for i, entry in enumerate(self.fragments):
+            if entry["role"] == "core":
+                parts += [(s.spec.start, s.data.tobytes()) for s in self._open(i).slices if s.tensor == HEADER_SLICE]
         if not parts:
             raise ManifestError(f"{self.root}: no core fragment carries the source header")
-        blob = b"".join(p for _, p in sorted(parts))
-        src = self.manifest["source"]
-        return parse_header(blob, src.get("bytes"), f"{self.root} (source header)")
+        return parse_header(b"".join(p for _, p in sorted(parts)), None, f"{self.root} (source header)")
 
-    def tensors(self, frag: Mapping[str, Any]) -> dict[str, TensorData]:
-        buf, head = self._open(frag)
-        out = {}
-        for s in frag["slices"]:
-            if s["type"] == "bytes":
-                continue
-            info = head.by_name.get(s["tensor"])
-            if info is None:
-                raise FragmentError(f"fragment {frag['id']} lacks tensor {s['tensor']}")
-            arr = _tensor_array(buf, info)
-            out[s["tensor"]] = TensorData(arr.reshape(-1, arr.shape[-1]), info.qtype, info.shape[0])
-        return out
+    def tensors(self, index: int) -> dict[str, TensorData]:
+        return tensor_data(self._open(index))
+
+    def close(self) -> None:
+        pass
 
 
-def open_source(path: str | Path) -> GGUFSource | ManifestSource:
+def open_source(path: str | Path, max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES) -> GGUFSource | ManifestSource:
+    """A manifest directory (or its manifest.json), else a GGUF planned in memory with `max_fragment_bytes`."""
     p = Path(path)
     if p.is_dir():
         return ManifestSource(p)
@@ -153,34 +104,60 @@ def open_source(path: str | Path) -> GGUFSource | ManifestSource:
         return ManifestSource(p.parent)
     if not p.exists():
         raise FileNotFoundError(2, "no such model file or manifest directory", str(p))
-    return GGUFSource(p)
+    return GGUFSource(p, max_fragment_bytes)
 
 
-def load_model(path: str | Path, *, context_limit: int = DEFAULT_CONTEXT_LENGTH) -> LoadedModel:
-    """`path` is a .gguf file or a directory holding manifest.json and fragment files."""
-    src = open_source(path)
+def load_model(path: str | Path, *, context_limit: int = DEFAULT_CONTEXT_LENGTH,
+               max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES) -> LoadedModel:
+    """`path` is a .gguf file (cut in memory into fragments of at most `max_fragment_bytes`) or a
+    directory holding manifest.json and fragment files."""
+    src = open_source(path, max_fragment_bytes)
+    try:
+        return _load(src, path, context_limit)
+    finally:
+        src.close()
+
+
+def client_data(src: GGUFSource | ManifestSource, context_limit: int = DEFAULT_CONTEXT_LENGTH
+                ) -> tuple[ModelConfig, dict[str, np.ndarray], dict[int, np.ndarray]]:
+    """What a client (or a worker building shards) needs besides the compute fragments: the config,
+    the 1-D norms (core fragments) and the MoE routers (router fragments). Reads only those fragments,
+    so a directory holding the manifest plus its core/router files is enough."""
     meta, fragments = src.metadata, src.fragments
     has_output = any(s["tensor"] == "output.weight" for f in fragments for s in f["slices"])
     cfg = ModelConfig.from_metadata(meta, context_length=context_limit, has_output=has_output)
-
-    # client data: 1-D norms (core) and MoE routers (router fragments)
     norms: dict[str, np.ndarray] = {}
     routers: dict[int, np.ndarray] = {}
-    for frag in fragments:
+    for i, frag in enumerate(fragments):
         if frag["role"] in ("core", "router"):
-            for name, t in src.tensors(frag).items():
+            for name, t in src.tensors(i).items():
                 arr = np.asarray(t.raw, np.float32)
                 if name.endswith("ffn_gate_inp.weight"):
                     routers[int(name.split(".")[1])] = arr.reshape(-1, cfg.n_embd)
                 else:
                     norms[name] = arr.reshape(-1)
+    return cfg, norms, routers
+
+
+def _load(src: GGUFSource | ManifestSource, path: str | Path, context_limit: int) -> LoadedModel:
+    meta, fragments = src.metadata, src.fragments
+    cfg, norms, routers = client_data(src, context_limit)
 
     # compute shards, keyed by fragment id (plan entries get stable stand-in ids)
     shards: dict[str, Shard] = {}
     for i, frag in enumerate(fragments):
         if frag["role"] in COMPUTE_ROLES:
-            shards[fragment_key(frag, i)] = build_shard(cfg, frag, src.tensors(frag), norms, context_limit)
+            shards[fragment_key(frag, i)] = build_shard(cfg, frag, src.tensors(i), norms, context_limit)
     layout = ModelLayout.from_fragments(cfg, fragments, norms, routers)
     if not layout.embed:
         raise GGUFError(f"{path}: no token_embd rows found")
     return LoadedModel(cfg, layout, shards, dict(meta), fragments)
+
+
+def shard_from_file(manifest: dict[str, Any], entry: dict[str, Any], path: str | Path,
+                    context_limit: int = DEFAULT_CONTEXT_LENGTH) -> Shard:
+    """A worker's view: the shard of one fragment file (hash-checked against its manifest entry)."""
+    if file_sha256(path) != entry["id"]:
+        raise FragmentError(f"fragment file {path} does not match its id (corrupt or swapped)")
+    cfg = ModelConfig.from_manifest(manifest, context_length=context_limit)
+    return build_shard(cfg, entry, tensor_data(open_fragment(path)), {}, context_limit)

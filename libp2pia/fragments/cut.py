@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from .. import limits
 from ..errors import FragmentError, Libp2piaError
 from ..gguf.reader import check_data_bounds, parse_header
@@ -56,9 +58,43 @@ def _sha256_of(buf: Any, size: int, out: list[str]) -> None:
     out.append(h.hexdigest())
 
 
-def write_fragment(buf: Any, spec: FragmentSpec, architecture: str, directory: Path) -> tuple[str, int]:
-    """Write one fragment file named by its sha256 into ``directory``; return (id, size)."""
-    # Hash in a second thread while this one writes: both release the GIL on large buffers.
+def _map_base(buf: Any) -> int:
+    arr = np.frombuffer(buf, np.uint8, 1, 0)
+    base = int(arr.ctypes.data)
+    del arr
+    return base
+
+
+def _write_parts(f: Any, parts: list[memoryview], src_fd: int | None, base: int, src_size: int) -> None:
+    """Write the pieces; large pieces that are contiguous bytes of the source are copied inside the
+    kernel (copy_file_range, as cp does) instead of through user space."""
+    for p in parts:
+        if src_fd is not None and len(p) >= limits.IO_CHUNK_BYTES // 4:
+            addr = int(np.frombuffer(p, np.uint8).ctypes.data)
+            off = addr - base
+            if 0 <= off and off + len(p) <= src_size:
+                done = 0
+                try:
+                    while done < len(p):
+                        n = os.copy_file_range(src_fd, f.fileno(), len(p) - done, off + done)
+                        if n <= 0:
+                            break
+                        done += n
+                except OSError:
+                    pass
+                if done == len(p):
+                    continue
+                f.write(p[done:])
+                continue
+        f.write(p)
+
+
+def write_fragment(buf: Any, spec: FragmentSpec, architecture: str, directory: Path,
+                   src_fd: int | None = None) -> tuple[str, int]:
+    """Write one fragment file named by its sha256 into ``directory``; return (id, size).
+
+    ``buf`` is the mapped source; with ``src_fd`` (its file descriptor) contiguous pieces are
+    copied in the kernel. The sha256 runs in a second thread meanwhile (hashlib releases the GIL)."""
     tmp = directory / f".writing-{os.getpid()}"
     pieces = _Pieces()
     w = StreamWriter(pieces, fragment_kvs(spec, architecture), fragment_tensors(spec))
@@ -72,8 +108,7 @@ def write_fragment(buf: Any, spec: FragmentSpec, architecture: str, directory: P
     hasher.start()
     try:
         with open(tmp, "wb", buffering=0) as f:
-            for p in pieces.parts:
-                f.write(p)
+            _write_parts(f, pieces.parts, src_fd, _map_base(buf) if src_fd is not None else 0, len(buf))
     finally:
         hasher.join()
     for p in pieces.parts:
@@ -92,11 +127,15 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         raise Libp2piaError(f"output {out} already exists and is not an empty directory")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    with open(src_p, "rb") as fsrc:
+    fsrc = open(src_p, "rb")
+    try:
         size = os.fstat(fsrc.fileno()).st_size
         if size == 0:
             raise Libp2piaError(f"{src_p}: not a GGUF file (empty)")
         mm = mmap.mmap(fsrc.fileno(), 0, access=mmap.ACCESS_READ)
+    except BaseException:
+        fsrc.close()
+        raise
     try:
         header = parse_header(mm, size, str(src_p), src_p)
         check_data_bounds(header)
@@ -108,14 +147,16 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         try:
             ids = []
             for spec in specs:
-                fid, n = write_fragment(mm, spec, header.architecture, tmp_dir)
+                fid, n = write_fragment(mm, spec, header.architecture, tmp_dir, fsrc.fileno())
                 ids.append(fid)
                 if on_progress:
                     on_progress(n)
             hasher.join()
             manifest = build_manifest(hp, specs, max_fragment_bytes, source_info(header, digest[0]), ids)
             tmp_manifest = tmp_dir / ".manifest.json.tmp"
-            tmp_manifest.write_text(json.dumps(manifest, indent=1) + "\n")
+            # indented for people on small models; one line (C encoder, fast) for huge ones
+            indent = 1 if len(specs) <= limits.MANIFEST_INDENT_MAX_FRAGMENTS else None
+            tmp_manifest.write_text(json.dumps(manifest, indent=indent) + "\n")
             tmp_manifest.replace(tmp_dir / "manifest.json")
             if out.exists():
                 out.rmdir()  # empty (checked above)
@@ -125,6 +166,7 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
             shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
     finally:
+        fsrc.close()
         try:
             mm.close()
         except BufferError:

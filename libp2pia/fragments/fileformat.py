@@ -20,13 +20,13 @@ Tensor i of the file is slice i, named by the source tensor name (raw byte range
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gguf import GGUFValueType as V
 
 from ..gguf.writer import KV, TensorSpec, encode_header
-from ..gguf.format import align_up, DEFAULT_ALIGNMENT
-from .slices import AnySlice, ByteSlice, Slice
+from ..gguf.format import DEFAULT_ALIGNMENT, align_up
+from .slices import AnySlice, ByteSlice
 
 FRAGMENT_VERSION = 1
 FLAG_DROP_PLANE, FLAG_REPLICA, FLAG_BYTES = 1, 2, 4
@@ -46,7 +46,6 @@ class FragmentSpec:
     slices: list[AnySlice]
     oversize: bool = False
     size: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def fragment_kvs(spec: FragmentSpec, architecture: str) -> list[KV]:

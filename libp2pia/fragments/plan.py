@@ -39,29 +39,50 @@ def _spec(fam: Family, a: int, b: int, arch: str) -> FragmentSpec:
 
 
 def pack_family(fam: Family, limit: int, arch: str) -> list[FragmentSpec]:
+    # The experts of one layer share one shape: plan the boundaries once per shape.
+    probe_slices = fam.make(0, fam.n)
+    key = (arch, limit, fam.role, fam.kind, fam.n, fam.step, fam.uniform,
+           tuple((s.name, s.shape, s.qtype, s.replica) for s in probe_slices))
+    bounds = _BOUNDS_CACHE.get(key) if fam.fallback is None else None
+    if bounds is None:
+        bounds = _choose_bounds(fam, limit, arch)
+        if bounds is None:  # one unit does not fit: the finer fallback families take over
+            return [s for f in fam.fallback or [] for s in pack_family(f, limit, arch)]
+        if len(_BOUNDS_CACHE) > 10_000:
+            _BOUNDS_CACHE.clear()
+        _BOUNDS_CACHE[key] = bounds
+    specs = [_spec(fam, a, b, arch) for a, b in zip(bounds, bounds[1:])]
+    for s in specs:
+        s.oversize = s.size > limit
+    return specs
+
+
+_BOUNDS_CACHE: dict[tuple, list[int]] = {}
+
+
+def _choose_bounds(fam: Family, limit: int, arch: str) -> list[int] | None:
+    """Fewest balanced boundaries (multiples of ``step``) whose fragments fit; every step on its
+    own if even one step does not fit (None if the family has a finer fallback for that case)."""
     n_units = math.ceil(fam.n / fam.step)
 
-    def split(k: int) -> list[FragmentSpec]:
-        bounds = [min(fam.n, round(i * n_units / k) * fam.step) for i in range(k + 1)]
-        return [_spec(fam, a, b, arch) for a, b in zip(bounds, bounds[1:]) if b > a]
+    def bounds_for(k: int) -> list[int]:
+        return sorted({min(fam.n, round(i * n_units / k) * fam.step) for i in range(k + 1)})
 
-    probe = range(n_units) if n_units <= 1024 else (0, n_units - 1)
+    def worst(bounds: list[int]) -> int:
+        return max(_spec(fam, a, b, arch).size for a, b in zip(bounds, bounds[1:]))
+
+    # Units of a uniform family differ only in the last (partial) one: probing two is enough.
+    probe = range(n_units) if not fam.uniform or n_units <= 2 else (0, n_units - 1)
     biggest = max(_spec(fam, i * fam.step, min(fam.n, (i + 1) * fam.step), arch).size for i in probe)
     if biggest > limit:
-        if fam.fallback:
-            return [s for f in fam.fallback for s in pack_family(f, limit, arch)]
-        specs = split(n_units)
-        for s in specs:
-            s.oversize = s.size > limit
-        return specs
-    whole_spec = _spec(fam, 0, fam.n, arch)
-    k = max(1, math.ceil(whole_spec.size / limit))
+        return None if fam.fallback else bounds_for(n_units)
+    k = max(1, math.ceil(_spec(fam, 0, fam.n, arch).size / limit))
     while True:
-        specs = split(k)
-        worst = max(s.size for s in specs)
-        if worst <= limit:
-            return specs
-        k = min(n_units, max(k + 1, math.ceil(k * worst / limit)))
+        bounds = bounds_for(k)
+        w = worst(bounds)
+        if w <= limit:
+            return bounds
+        k = min(n_units, max(k + 1, math.ceil(k * w / limit)))
 
 
 def pack_greedy(items: list[AnySlice], limit: int, arch: str, role: str) -> list[FragmentSpec]:

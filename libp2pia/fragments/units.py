@@ -43,6 +43,7 @@ class Family:
     label: Callable[[int], int] = lambda a: a   # atom index -> reported unit number
     order: tuple = (0,)
     fallback: list["Family"] | None = None   # finer families used when one unit does not fit
+    uniform: bool = True                      # every step-sized unit has the same size
 
 
 def _rows(info: TensorInfo, r0: int, r1: int, replica: bool = False, plane: int | None = None) -> Slice:
@@ -99,7 +100,7 @@ def build_families(header: GGUFHeader, hp: dict[str, Any]) -> tuple[list[Family]
         fams.append(Family("router", "always", routers[0][0], None, "layers", len(routers), 1,
                            lambda a, b: [whole(t) for _, ts in routers[a:b] for t in ts],
                            label=lambda a: routers[a][0] if a < len(routers) else routers[-1][0] + 1,
-                           order=(1, routers[0][0], 2)))
+                           order=(1, routers[0][0], 2), uniform=False))
     leftover.extend(t for parts in by_layer.get(None, {}).values() for t in parts.values())
     fams.sort(key=lambda f: f.order)
     return fams, core, leftover

@@ -7,6 +7,7 @@ llama.cpp derives them (head_dim = n_embd / n_head, n_head_kv = n_head, ...).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import UnsupportedError
@@ -70,9 +71,9 @@ def hparams(header: GGUFHeader) -> dict[str, Any]:
         hp[name] = hp[name] or 0
     if hp["vocab_size"] is None:
         tokens = kv.get("tokenizer.ggml.tokens")
-        hp["vocab_size"] = len(tokens) if isinstance(tokens, list) else None
+        hp["vocab_size"] = len(tokens) if isinstance(tokens, Sequence) and not isinstance(tokens, str) else None
     hp["raw"] = {k[len(arch) + 1:]: v for k, v in kv.items()
-                 if k.startswith(arch + ".") and not isinstance(v, list)}
+                 if k.startswith(arch + ".") and (isinstance(v, (int, float, str, bool)))}
     return hp
 
 

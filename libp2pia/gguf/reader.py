@@ -13,6 +13,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,44 @@ class GGUFHeader:
         return all(t.end <= self.file_size for t in self.tensors)
 
 
+class StringArray(Sequence[str]):
+    """A GGUF string array kept as raw bytes; items are decoded (UTF-8) when accessed."""
+
+    def __init__(self, raw: bytes, starts: list[int], where: str) -> None:
+        self._raw, self._starts, self._where = raw, starts, where
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def _one(self, i: int) -> str:
+        a = self._starts[i]
+        b = self._starts[i + 1] - 8 if i + 1 < len(self._starts) else len(self._raw)
+        try:
+            return self._raw[a:b].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise GGUFError(f"{self._where}: item {i} is not valid UTF-8") from exc
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._one(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._one(i)
+
+    def __iter__(self) -> Any:
+        raw, starts = self._raw, self._starts
+        ends = [b - 8 for b in starts[1:]] + [len(raw)]
+        try:
+            return iter([raw[a:b].decode("utf-8") for a, b in zip(starts, ends)])
+        except UnicodeDecodeError as exc:
+            raise GGUFError(f"{self._where}: holds a string that is not valid UTF-8") from exc
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (list, StringArray)) else NotImplemented
+
+
 class _Cursor:
     """Bounded little-endian reads from a buffer; every overrun is a 'truncated' GGUFError."""
 
@@ -138,11 +177,13 @@ class _Cursor:
         except UnicodeDecodeError as exc:
             raise GGUFError(f"{self.where}: {what} is not valid UTF-8 at byte {self.pos - n}") from exc
 
-    def strings(self, count: int, what: str) -> list[str]:
-        """A string array (tokenizers: 10^5 entries), in a tight loop."""
+    def strings(self, count: int, what: str) -> "StringArray":
+        """A string array (tokenizers: 10^5 entries): walk the lengths in a tight loop, keep the raw
+        bytes, decode on access (fragmenting never needs the token strings)."""
         buf, pos, size, limit = self.buf, self.pos, self.size, limits.MAX_GGUF_STRING_BYTES
         unpack = struct.Struct("<Q").unpack_from
-        raw = []
+        start = pos
+        starts = []
         for _ in range(count):
             if pos + 8 > size:
                 self.pos = pos
@@ -151,16 +192,13 @@ class _Cursor:
             if n > limit:
                 raise GGUFError(f"{self.where}: absurd string length {n} in {what} at byte {pos}")
             pos += 8
-            if pos + n > size:
-                self.pos = pos
-                self.need(n, what)
-            raw.append(buf[pos:pos + n])
+            starts.append(pos - start)
             pos += n
+            if pos > size:
+                self.pos = pos - n
+                self.need(n, what)
         self.pos = pos
-        try:
-            return [bytes(r).decode("utf-8") for r in raw]
-        except UnicodeDecodeError as exc:
-            raise GGUFError(f"{self.where}: {what} holds a string that is not valid UTF-8") from exc
+        return StringArray(bytes(buf[start:pos]), starts, f"{self.where}: {what}")
 
     def value(self, vtype: int, what: str) -> Any:
         try:

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ModelError, SessionError
 from .config import ModelConfig
 from .ops import apply_rope, rms_norm, rope_cache, softmax
-from .weights import QMatrix
+from .weights import FusedRows, QMatrix
 
 F32 = np.float32
 
@@ -56,9 +56,7 @@ class KVCache:
 class AttentionShard:
     cfg: ModelConfig
     layer: int
-    wq: QMatrix                 # rows: (q1 - q0) * head_dim
-    wk: QMatrix                 # rows: (kv1 - kv0) * head_dim
-    wv: QMatrix                 # rows: (kv1 - kv0) * v_head_dim
+    qkv: FusedRows              # Q rows (q1 - q0) * head_dim, K rows (kv1 - kv0) * head_dim, V rows ... * v_head_dim
     wo: QMatrix                 # n_embd rows × (q1 - q0) * v_head_dim columns
     q0: int                     # first global Q head
     kv0: int                    # first global KV head
@@ -69,11 +67,11 @@ class AttentionShard:
 
     @property
     def n_q(self) -> int:
-        return self.wq.rows // self.cfg.head_dim
+        return self.qkv.rows(0) // self.cfg.head_dim
 
     @property
     def n_kv(self) -> int:
-        return self.wk.rows // self.cfg.head_dim
+        return self.qkv.rows(1) // self.cfg.head_dim
 
     def close(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)
@@ -88,9 +86,10 @@ class AttentionShard:
             cache = self.sessions[session_id] = KVCache.empty(self.n_kv, hd, vd, self.context_limit)
 
         # 1. projections: q (n, n_q, hd), k (n, n_kv, hd), v (n, n_kv, vd)
-        q = self.wq(x).reshape(n, self.n_q, hd)
-        k = self.wk(x).reshape(n, self.n_kv, hd)
-        v = self.wv(x).reshape(n, self.n_kv, vd)
+        q, k, v = self.qkv(x)                                      # one kernel call per weight type
+        q = q.reshape(n, self.n_q, hd)
+        k = k.reshape(n, self.n_kv, hd)
+        v = v.reshape(n, self.n_kv, vd)
 
         # 2. Gemma: per-head RMS norm of q and k (over head_dim)
         if cfg.qk_norm:
@@ -104,17 +103,20 @@ class AttentionShard:
         if cfg.q_scale != 1.0:
             q = q * F32(cfg.q_scale)
 
-        # 4. append to this session's cache; keys 0..p1-1 are visible
+        # 4. append to this session's cache; keys lo..p1-1 are visible (sliding-window layers: the last
+        #    `sliding_window` positions before the first query, older keys are masked anyway)
         cache.write(positions, k, v)
         p1 = int(positions[-1]) + 1
-        keys, vals = cache.k[:p1], cache.v[:p1]                    # (L, n_kv, hd), (L, n_kv, vd)
+        swa = cfg.is_swa(self.layer)
+        lo = max(0, int(positions[0]) - cfg.sliding_window + 1) if swa else 0
+        keys, vals = cache.k[lo:p1], cache.v[lo:p1]                # (L, n_kv, hd), (L, n_kv, vd)
 
         # 5. scores (n_q, n, L) with the causal (and sliding-window) mask
         kv_of_q = (self.q0 + np.arange(self.n_q)) // cfg.n_rep - self.kv0
         kq = np.einsum("nhd,lhd->hnl", q, keys[:, kv_of_q, :], dtype=F32) * F32(cfg.kq_scale)
-        kpos = np.arange(p1)[None, :]
+        kpos = np.arange(lo, p1)[None, :]
         masked = kpos > positions[:, None]
-        if cfg.is_swa(self.layer):
+        if swa:
             masked |= positions[:, None] - kpos >= cfg.sliding_window
         kq = np.where(masked[None], F32(-np.inf), kq)
         probs = softmax(kq, axis=-1)

@@ -16,6 +16,7 @@ by its role:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
@@ -27,7 +28,7 @@ from .attention import AttentionShard
 from .config import ModelConfig
 from .ffn import FFNShard
 from .vocab import VocabShard
-from .weights import QMatrix
+from .weights import FusedRows, QMatrix
 
 Shard = Union[AttentionShard, FFNShard, VocabShard]
 COMPUTE_ROLES = ("attention", "ffn", "expert", "shared_expert", "vocab")
@@ -43,9 +44,14 @@ class TensorData:
 
 
 def _slice_of(frag: Mapping[str, Any], suffix: str) -> Mapping[str, Any] | None:
+    """The slice of tensor `blk.N.<suffix>.weight` (or `<suffix>.weight`); for `*_exps` also the legacy
+    per-expert name `blk.N.ffn_gate.E.weight` of pre-2024 Mixtral GGUFs."""
+    legacy = re.compile(r"\.%s\.\d+\.weight$" % re.escape(suffix[:-5])) if suffix.endswith("_exps") else None
     for s in frag["slices"]:
         name = s["tensor"]
         if name.endswith("." + suffix + ".weight") or name == suffix + ".weight":
+            return s
+        if legacy is not None and legacy.search(name):
             return s
     return None
 
@@ -56,6 +62,17 @@ def _matrix(frag: Mapping[str, Any], tensors: Mapping[str, TensorData], suffix: 
         raise UnsupportedError(f"fragment {frag.get('id', '?')} ({frag['role']}) lacks a {suffix} slice")
     t = tensors[s["tensor"]]
     return QMatrix.from_raw(s["tensor"], t.raw, t.qtype, t.cols)
+
+
+def _fused(frag: Mapping[str, Any], tensors: Mapping[str, TensorData], suffixes: list[str]) -> FusedRows:
+    named = []
+    for sfx in suffixes:
+        s = _slice_of(frag, sfx)
+        if s is None:
+            raise UnsupportedError(f"fragment {frag.get('id', '?')} ({frag['role']}) lacks a {sfx} slice")
+        t = tensors[s["tensor"]]
+        named.append((s["tensor"], t.raw, t.qtype, t.cols))
+    return FusedRows.of(named)
 
 
 def _vector(frag: Mapping[str, Any], tensors: Mapping[str, TensorData], norms: Mapping[str, np.ndarray],
@@ -76,16 +93,15 @@ def build_shard(cfg: ModelConfig, frag: Mapping[str, Any], tensors: Mapping[str,
             raise UnsupportedError(f"attention fragment of layer {layer} lacks attn_q/attn_k")
         p = f"blk.{layer}."
         return AttentionShard(
-            cfg, int(layer), _matrix(frag, tensors, "attn_q"), _matrix(frag, tensors, "attn_k"),
-            _matrix(frag, tensors, "attn_v"), _matrix(frag, tensors, "attn_output"),
+            cfg, int(layer), _fused(frag, tensors, ["attn_q", "attn_k", "attn_v"]), _matrix(frag, tensors, "attn_output"),
             q0=int(q["rows"][0]) // cfg.head_dim, kv0=int(k["rows"][0]) // cfg.head_dim,
             q_norm=_vector(frag, tensors, norms, p + "attn_q_norm.weight"),
             k_norm=_vector(frag, tensors, norms, p + "attn_k_norm.weight"),
             context_limit=int(context_limit or cfg.context_length))
     if role in ("ffn", "expert", "shared_expert"):
         sfx = {"ffn": "", "expert": "_exps", "shared_expert": "_shexp"}[role]
-        return FFNShard(int(layer), frag.get("expert"), _matrix(frag, tensors, "ffn_gate" + sfx),
-                        _matrix(frag, tensors, "ffn_up" + sfx), _matrix(frag, tensors, "ffn_down" + sfx), cfg.act)
+        return FFNShard(int(layer), frag.get("expert"), _fused(frag, tensors, ["ffn_gate" + sfx, "ffn_up" + sfx]),
+                        _matrix(frag, tensors, "ffn_down" + sfx), cfg.act)
     if role == "vocab":
         emb = _slice_of(frag, "token_embd")
         out = _slice_of(frag, "output")

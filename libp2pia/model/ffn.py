@@ -11,21 +11,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from .ops import gated_act
-from .weights import QMatrix
+from .weights import FusedRows, QMatrix
 
 
 @dataclass
 class FFNShard:
     layer: int
     expert: int | None
-    gate: QMatrix          # (b - a) rows × n_embd
-    up: QMatrix            # (b - a) rows × n_embd
+    gate_up: FusedRows     # gate and up rows [a, b) × n_embd (one kernel call when their types agree)
     down: QMatrix          # n_embd rows × (b - a) columns
     act: str               # "silu" | "gelu_tanh"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (n, n_embd) normalized -> partial FFN output (n, n_embd)."""
-        g = self.gate(x)                              # (n, b - a)
-        u = self.up(x)                                # (n, b - a)
+        g, u = self.gate_up(x)                        # (n, b - a) each
         h = gated_act(g, u, self.act)                 # (n, b - a)
         return self.down(np.ascontiguousarray(h))     # (n, n_embd)

@@ -7,6 +7,8 @@ products dominate).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 F32 = np.float32
@@ -72,16 +74,22 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / s
 
 
-def rope_cache(positions: np.ndarray, dim: int, base: float) -> tuple[np.ndarray, np.ndarray]:
-    """cos/sin (n, dim/2) as ggml_rope_cache_init computes them: theta_i = p · base^(-2i/dim),
-    with the per-pair factor accumulated by repeated float32 multiplication."""
+@lru_cache(maxsize=64)
+def _rope_powers(dim: int, base: float) -> np.ndarray:
+    """base^(-2i/dim) for i < dim/2, accumulated by repeated float32 multiplication like ggml."""
     theta_scale = F32(base) ** F32(-2.0 / dim)
     powers = np.empty(dim // 2, F32)
     t = F32(1.0)
     for i in range(dim // 2):
         powers[i] = t
         t = F32(t * theta_scale)
-    theta = np.asarray(positions, F32)[:, None] * powers[None, :]
+    powers.flags.writeable = False
+    return powers
+
+
+def rope_cache(positions: np.ndarray, dim: int, base: float) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin (n, dim/2) as ggml_rope_cache_init computes them: theta_i = p · base^(-2i/dim)."""
+    theta = np.asarray(positions, F32)[:, None] * _rope_powers(dim, float(base))[None, :]
     return np.cos(theta).astype(F32), np.sin(theta).astype(F32)
 
 

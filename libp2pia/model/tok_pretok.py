@@ -15,6 +15,7 @@ needed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -169,7 +170,7 @@ def _compile(expr: str) -> re.Pattern[str]:
 
 
 # --- llama.cpp's hand-written splitters -----------------------------------------------
-def _split_custom(text: str, lengths: list[int], fn) -> list[int]:
+def _split_custom(text: str, lengths: list[int], fn: Callable[[str], list[int]]) -> list[int]:
     out: list[int] = []
     start = 0
     for n in lengths:

@@ -7,6 +7,9 @@ Supported ``tokenizer.ggml.model`` values:
 | `llama` | SentencePiece score merges + byte fallback  | `tok_spm.py`   |
 | `gpt2`  | byte-level BPE, merges by rank, regex pre-tokenizer per `tokenizer.ggml.pre` (incl. `tekken`) | `tok_bpe.py`, `tok_pretok.py` |
 
+Decoding helpers and the streaming detokenizer live in `tok_decode.py`, chat
+templates in `chat.py`, Unicode tables in `tok_unicode.py`.
+
 The flow follows ``llama_vocab::impl::tokenize``: special/user-defined tokens
 are cut out of the text first (``tokenizer_st_partition``), every remaining
 fragment goes through the model's algorithm, BOS/EOS are added per the
@@ -15,15 +18,14 @@ fragment goes through the model's algorithm, BOS/EOS are added per the
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Iterable, Mapping
 from os import PathLike
 from typing import Any
 
 from libp2pia.errors import TokenizerError, UnsupportedError
 
-from . import tok_unicode as U
 from .tok_bpe import bpe_tokenize, load_merges
+from .tok_decode import StreamDecoder, bpe_decode_text, clean_spaces
 from .tok_pretok import pre_tokenizer
 from .tok_spm import spm_tokenize
 
@@ -86,11 +88,12 @@ class Tokenizer:
                                  if types is not None else [ATTR_NORMAL] * n)
         if len(self.scores) < n or len(self.attrs) < n:
             raise TokenizerError(f"scores/token_type shorter than the {n} tokens")
-        self.chat_template: str | None = (_as_str(meta[_KEY.replace("ggml.", "") + "chat_template"])
-                                          if "tokenizer.chat_template" in meta else None)
+        template = meta.get("tokenizer.chat_template")
+        self.chat_template: str | None = _as_str(template) if template else None
 
         # defaults per model (llama_vocab::impl::load), then the GGUF flags
-        self.pre = _as_str(meta.get(_KEY + "pre", "")) or None
+        pre = meta.get(_KEY + "pre")
+        self.pre: str | None = _as_str(pre) if pre else None
         if self.model == "llama":
             self.merges: dict[tuple[str, str], int] = {}
             self.pretok = None
@@ -136,7 +139,7 @@ class Tokenizer:
 
     @classmethod
     def from_gguf(cls, path: str | PathLike[str]) -> Tokenizer:
-        """From a GGUF file's header (reads only the ``tokenizer.*`` keys)."""
+        """From a GGUF file's header (libp2pia's own header reader)."""
         return cls(read_tokenizer_metadata(path))
 
     def _detect_end_of_generation(self) -> None:
@@ -278,7 +281,7 @@ class Tokenizer:
         if attr & ATTR_NORMAL:
             if self.model == "llama":
                 return text.replace(_SPACE, " ").encode("utf-8")
-            return _bpe_decode_text(text)
+            return bpe_decode_text(text)
         if attr & ATTR_BYTE:
             return bytes([int(text[3:5], 16)])
         return b""
@@ -309,7 +312,7 @@ class Tokenizer:
             remove_space = False
             parts.append(piece)
         out = b"".join(parts)
-        return _clean_spaces(out) if self.clean_spaces else out
+        return clean_spaces(out) if self.clean_spaces else out
 
     def decode(self, ids: Iterable[int], special: bool = False, remove_special: bool = False) -> str:
         """Text of ``ids`` (invalid UTF-8 from split byte tokens becomes U+FFFD)."""
@@ -335,84 +338,9 @@ class Tokenizer:
         return self.encode(text, add_special=add_special, parse_special=True)
 
 
-class StreamDecoder:
-    """Text of generated tokens as they come, never half a UTF-8 character.
-
-    Byte tokens of one multi-byte character are held back until the character is
-    complete. (llama.cpp's ``clean_spaces`` post-pass, used by GPT-2-era BPE
-    vocabularies only, is not applied to streamed text.)
-    """
-
-    def __init__(self, tokenizer: Tokenizer, special: bool = False) -> None:
-        self._tok = tokenizer
-        self._special = special
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def feed(self, token: int) -> str:
-        """New text made complete by ``token`` (possibly empty)."""
-        return self._utf8.decode(self._tok.token_to_piece(token, self._special))
-
-    def flush(self) -> str:
-        """Whatever is left (an incomplete character becomes U+FFFD)."""
-        return self._utf8.decode(b"", final=True)
-
-
-def _bpe_decode_text(text: str) -> bytes:
-    """Byte-level BPE token text -> bytes (llama_decode_text)."""
-    out = bytearray()
-    for ch in text:
-        b = U.UNICODE_TO_BYTE.get(ch)
-        if b is None:
-            utf8 = ch.encode("utf-8")
-            out += b"[UNK_BYTE_0x" + utf8.hex().encode() + text.encode("utf-8") + b"]"
-        else:
-            out.append(b)
-    return bytes(out)
-
-
-def _clean_spaces(text: bytes) -> bytes:
-    """llama.cpp's detokenizer clean-up: " ?" -> "?", " ' " -> "'", " 's" -> "'s", ..."""
-    t = bytearray(text)
-    # pass 1: drop the space before ?!.,
-    out = bytearray(t[:1])
-    for i in range(1, len(t)):
-        if t[i - 1] == 0x20 and t[i] in b"?!.,":
-            out.pop()
-        out.append(t[i])
-    t = out
-    # pass 2: " ' " -> "'"
-    out = bytearray(t[:1])
-    i = 1
-    while i < len(t):
-        x = t[i]
-        if x == 0x27 and i + 1 < len(t) and t[i - 1] == 0x20 and t[i + 1] == 0x20:
-            out.pop()
-            out.append(x)
-            t[i + 1] = 0   # llama.cpp overwrites the next space with NUL and skips it
-            i += 2
-            continue
-        out.append(x)
-        i += 1
-    t = out
-    # pass 3: " 's", " 'm", " 're", " 've" lose their space
-    out = bytearray(t[:1])
-    for i in range(1, len(t)):
-        x = t[i]
-        if t[i - 1] == 0x20 and x == 0x27 and i + 1 < len(t):
-            x1 = t[i + 1]
-            if x1 in b"sm" or (i + 2 < len(t) and bytes(t[i + 1:i + 3]) in (b"re", b"ve")):
-                out.pop()
-        out.append(x)
-    return bytes(out)
-
-
 def read_tokenizer_metadata(path: str | PathLike[str]) -> dict[str, Any]:
-    """The ``tokenizer.*`` keys of a GGUF file as plain Python values."""
-    import gguf
+    """The ``tokenizer.*`` and ``general.*`` keys of a GGUF file (header only)."""
+    from libp2pia.gguf import read_header
 
-    try:
-        reader = gguf.GGUFReader(path)
-    except (OSError, ValueError) as exc:
-        raise TokenizerError(f"cannot read GGUF header of {path}: {exc}") from exc
-    return {k: f.contents() for k, f in reader.fields.items()
-            if k.startswith("tokenizer.") or k.startswith("general.")}
+    kv = read_header(path, require_data=False).kv
+    return {k: v for k, v in kv.items() if k.startswith(("tokenizer.", "general."))}

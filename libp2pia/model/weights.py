@@ -51,3 +51,46 @@ class QMatrix:
         raw = self.prepared.raw if hasattr(self.prepared, "raw") else self.prepared
         sel = np.ascontiguousarray(raw[np.asarray(idx, np.int64)])
         return quant.dequantize(sel, self.qtype, (len(idx), self.cols))
+
+
+@dataclass
+class FusedRows:
+    """Several matrices that read the same input, stacked by rows where their type and width agree, so
+    one kernel call (one activation quantization, one parallel region) serves them all. Row results are
+    identical to separate calls; `__call__` returns one output per original matrix, in order."""
+
+    groups: list[QMatrix]
+    parts: list[tuple[int, int, int]]     # per original matrix: (group, first row, end row)
+
+    @classmethod
+    def of(cls, named: list[tuple[str, np.ndarray, GGMLQuantizationType | str, int]]) -> "FusedRows":
+        """`named`: (name, raw rows, qtype, cols) per matrix, all with the same cols."""
+        keys: list[tuple[str, int]] = []
+        members: list[list[int]] = []
+        for i, (_, _, qt, cols) in enumerate(named):
+            key = (GGMLQuantizationType[qt].name if isinstance(qt, str) else GGMLQuantizationType(qt).name, cols)
+            if key not in keys:
+                keys.append(key)
+                members.append([])
+            members[keys.index(key)].append(i)
+        groups: list[QMatrix] = []
+        parts: list[tuple[int, int, int]] = [(0, 0, 0)] * len(named)
+        for g, idx in enumerate(members):
+            raws, row = [], 0
+            for i in idx:
+                raw = np.asarray(named[i][1])
+                raws.append(raw)
+                parts[i] = (g, row, row + raw.shape[0])
+                row += raw.shape[0]
+            stacked = raws[0] if len(raws) == 1 else np.concatenate(raws)
+            name = "+".join(named[i][0] for i in idx)
+            groups.append(QMatrix.from_raw(name, stacked, named[idx[0]][2], named[idx[0]][3]))
+        return cls(groups, parts)
+
+    def rows(self, i: int) -> int:
+        _, a, b = self.parts[i]
+        return b - a
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        outs = [g(x) for g in self.groups]
+        return [outs[g][:, a:b] for g, a, b in self.parts]

@@ -126,6 +126,28 @@ def quiet_libp2p_logs(level: int = logging.ERROR) -> None:
             h.addFilter(_BenignFilter())
 
 
+# ---------------------------------------------------------------- connections
+
+
+def conn_kind(conn: Any) -> str:
+    """'relayed' for a circuit-relay connection, else 'direct' (py-libp2p SwarmConn)."""
+    from libp2p.connection_types import ConnectionType
+
+    if getattr(conn, "get_connection_type", lambda: None)() == ConnectionType.RELAYED:
+        return "relayed"
+    try:
+        addrs = [str(a) for a in conn.get_transport_addresses()]
+    except Exception:  # noqa: BLE001 - a closing connection may fail to answer
+        return "direct"
+    return "relayed" if any("/p2p-circuit" in a for a in addrs) else "direct"
+
+
+def stream_kind(stream: INetStream) -> str:
+    """The kind of connection a stream runs on (see :func:`conn_kind`)."""
+    conn = getattr(stream, "swarm_conn", None)
+    return conn_kind(conn) if conn is not None else "direct"
+
+
 # ---------------------------------------------------------------- handlers
 
 
@@ -137,11 +159,13 @@ def stream_peer(stream: INetStream) -> str:
         return "?"
 
 
-def guarded(handler: StreamHandler, name: str | None = None) -> StreamHandler:
+def guarded(handler: StreamHandler, name: str | None = None, *, close: bool = True) -> StreamHandler:
     """Wrap a stream handler so nothing it raises reaches the swarm (which would kill the host).
 
-    On an exception the stream is reset and one line is logged; the stream is
-    always closed at the end. Cancellation passes through (host shutdown).
+    On an exception the stream is reset and one line is logged. With ``close``
+    the stream is closed when the handler returns; pass ``close=False`` for
+    py-libp2p handlers that hand the stream over to something longer-lived
+    (a relay circuit, a relayed connection). Cancellation passes through.
     """
     label = name or getattr(handler, "__qualname__", "handler")
 
@@ -153,7 +177,8 @@ def guarded(handler: StreamHandler, name: str | None = None) -> StreamHandler:
                         type(exc).__name__, exc)
             with contextlib.suppress(Exception):
                 await stream.reset()
-        finally:
+            return
+        if close:
             with contextlib.suppress(Exception):
                 await stream.close()
 
@@ -161,6 +186,17 @@ def guarded(handler: StreamHandler, name: str | None = None) -> StreamHandler:
 
 
 # ---------------------------------------------------------------- host
+
+
+def expand_unspecified(addr: str) -> list[str]:
+    """``/ip4/0.0.0.0/tcp/N`` -> one address per local IPv4 interface (others unchanged)."""
+    prefix = "/ip4/0.0.0.0/"
+    if not addr.startswith(prefix):
+        return [addr]
+    import ifaddr  # a py-libp2p dependency
+
+    ips = [ip.ip for ad in ifaddr.get_adapters() for ip in ad.ips if isinstance(ip.ip, str)]
+    return [f"/ip4/{ip}/{addr[len(prefix):]}" for ip in sorted(set(ips))] or [addr]
 
 
 def make_host(key_pair: KeyPair | None = None, listen: Sequence[str] = (DEFAULT_LISTEN,)) -> IHost:
@@ -177,11 +213,12 @@ def make_host(key_pair: KeyPair | None = None, listen: Sequence[str] = (DEFAULT_
 
 @dataclass
 class NetHost:
-    """A running host plus a nursery for our background tasks and a stack for services."""
+    """A running host, a nursery for our background tasks and one for py-libp2p services."""
 
     host: IHost
     nursery: trio.Nursery
-    _stack: contextlib.AsyncExitStack
+    _services: trio.Nursery
+    announce: tuple[str, ...] = ()
 
     @property
     def peer_id(self) -> ID:
@@ -189,17 +226,25 @@ class NetHost:
 
     @property
     def addrs(self) -> list[str]:
-        """Dialable multiaddrs including ``/p2p/<peer id>``."""
+        """Dialable multiaddrs including ``/p2p/<peer id>``: the ``announce`` ones if given,
+        else the listen addresses with 0.0.0.0 expanded into this machine's IPv4 addresses."""
         pid = self.peer_id.to_base58()
-        return [f"{a}/p2p/{pid}" for a in self.host.get_transport_addrs()]
+        if self.announce:
+            return [a if "/p2p/" in a else f"{a}/p2p/{pid}" for a in self.announce]
+        out: list[str] = []
+        for a in self.host.get_transport_addrs():
+            for e in expand_unspecified(str(a)):
+                if e not in out:
+                    out.append(e)
+        return [f"{a}/p2p/{pid}" for a in out]
 
-    def handle(self, protocol_id: str, handler: StreamHandler) -> None:
-        """Register a stream handler, guarded."""
-        self.host.set_stream_handler(protocol_id, guarded(handler, protocol_id))  # type: ignore[arg-type]
+    def handle(self, protocol_id: str, handler: StreamHandler, *, close: bool = True) -> None:
+        """Register a stream handler, guarded (see :func:`guarded` for ``close``)."""
+        self.host.set_stream_handler(protocol_id, guarded(handler, protocol_id, close=close))  # type: ignore[arg-type]
 
     async def start_service(self, service: Any) -> None:
-        """Run a py-libp2p service (KadDHT, Pubsub, ...) until the host closes."""
-        await self._stack.enter_async_context(background_trio_service(service))
+        """Run a py-libp2p service (KadDHT, Pubsub, ...) until the host closes; returns once started."""
+        await self._services.start(_run_service, service)
 
     async def connect(self, addr: str | PeerInfo, timeout: float = DEFAULT_DIAL_TIMEOUT_S) -> ID:
         """Dial a peer (``/ip4/.../tcp/.../p2p/<id>`` or a PeerInfo); PeerUnavailable on failure."""
@@ -220,31 +265,58 @@ async def open_host(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     key_pair: KeyPair | None = None,
+    announce: Sequence[str] = (),
 ) -> AsyncIterator[NetHost]:
     """Run a host (and whatever services are started on it); always close it on exit.
 
     The identity comes from ``key_pair``, else ``data_dir/identity.key``
-    (created on first use), else a fresh random key.
+    (created on first use), else a fresh random key. ``announce`` overrides the
+    addresses we tell others (a VPS behind a provider's NAT knows its public IP).
     """
     if key_pair is None and data_dir is not None:
         key_pair = load_or_create_identity(data_dir)
     host = make_host(key_pair, listen)
+    body_done = False
     try:
         async with host.run(listen_addrs=[multiaddr.Multiaddr(a) for a in listen]):
             try:
-                # Services (each with its own nursery) are entered into `stack` while
-                # `nursery` is open, so the stack must be the inner context.
-                async with trio.open_nursery() as nursery, contextlib.AsyncExitStack() as stack:
-                    try:
-                        yield NetHost(host, nursery, stack)
-                    finally:
-                        nursery.cancel_scope.cancel()
+                # Our tasks stop first, then the services, then the host. Nothing
+                # here cancels a scope around code that is still unwinding an
+                # exception (that would replace the error with a swallowed Cancelled).
+                async with trio.open_nursery() as services:
+                    async with trio.open_nursery() as tasks:
+                        try:
+                            yield NetHost(host, tasks, services, tuple(announce))
+                            body_done = True
+                        finally:
+                            tasks.cancel_scope.cancel()
+                    services.cancel_scope.cancel()
             finally:
                 # close() must run while the swarm service is still up, or the
                 # connections' sockets are left to the garbage collector.
                 await _close(host)
+    except BaseExceptionGroup as eg:  # trio wraps the body's error in nursery groups: unwrap one
+        raise _single(eg) from None
     finally:
         await _close(host)  # idempotent; covers a failure inside host.run()
+    if not body_done:
+        # The body was cancelled by a scope inside py-libp2p (its swarm stopped) and the
+        # Cancelled was absorbed there: never let that look like a normal exit.
+        raise NetworkError("the libp2p host stopped unexpectedly")
+
+
+def _single(eg: BaseExceptionGroup) -> BaseException:
+    """The one exception inside nested single-member groups (else the group itself)."""
+    exc: BaseException = eg
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _run_service(service: Any, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async with background_trio_service(service):
+        task_status.started()
+        await trio.sleep_forever()
 
 
 async def _close(host: IHost) -> None:

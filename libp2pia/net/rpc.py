@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,7 +35,8 @@ from libp2p.abc import INetStream
 from libp2p.peer.id import ID
 
 from ..errors import (
-    FragmentError, Libp2piaError, MissingFragment, PeerUnavailable, ProtocolError, RemoteError, SessionError,
+    FragmentError, Libp2piaError, MissingFragment, NetworkError, PeerUnavailable, ProtocolError, RemoteError,
+    SessionError,
 )
 from ..limits import DEFAULT_REQUEST_TIMEOUT_S, MAX_MESSAGE_BYTES, STREAM_IDLE_TIMEOUT_S
 from ..wire.compute import (
@@ -44,7 +45,7 @@ from ..wire.compute import (
 )
 from ..wire.tensor import DEFAULT_ACTIVATION_DTYPE
 from .framed import FramedStream, open_stream, to_peer_id
-from .host import NetHost, StreamHandler, stream_peer
+from .host import NetHost, StreamHandler, conn_kind, stream_kind, stream_peer
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class ServerStats:
     bad_frames: int = 0
     streams: int = 0
     active_streams: int = 0
+    inflight: int = 0  # compute requests being computed now
 
 
 def error_code_for(exc: BaseException) -> str:
@@ -106,8 +108,14 @@ def compute_handler(
     idle_timeout: float = STREAM_IDLE_TIMEOUT_S,
     write_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
     max_bytes: int = MAX_MESSAGE_BYTES,
+    max_inflight: int | None = None,
 ) -> StreamHandler:
-    """A stream handler serving ``service`` (register it with ``NetHost.handle(PROTOCOL_ID, ...)``)."""
+    """A stream handler serving ``service`` (register it with ``NetHost.handle(PROTOCOL_ID, ...)``).
+
+    With ``max_inflight``, a compute request arriving while that many are being
+    computed (over all streams) is answered OVERLOADED at once, so the client
+    can use another replica instead of queueing behind a saturated worker.
+    """
     st = stats if stats is not None else ServerStats()
 
     async def handler(stream: INetStream) -> None:
@@ -138,6 +146,13 @@ def compute_handler(
                     st.errors += 1
                     await fs.send(encode_error(0, "BAD_REQUEST", str(exc)), write_timeout)
                     continue
+                busy = max_inflight is not None and req.op == "compute" and st.inflight >= max_inflight
+                if busy:
+                    st.errors += 1
+                    await fs.send(encode_error(req.id, "OVERLOADED", f"{st.inflight} requests in progress"),
+                                  write_timeout)
+                    continue
+                st.inflight += req.op == "compute"
                 try:
                     answer = await _answer(service, peer, req)
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a typed answer
@@ -146,6 +161,8 @@ def compute_handler(
                     if code == "INTERNAL":
                         log.exception("compute: internal error serving %s", peer[:16])
                     answer = encode_error(req.id, code, str(exc), getattr(exc, "fragment", ""))
+                finally:
+                    st.inflight -= req.op == "compute"
                 await fs.send(answer, write_timeout)
         finally:
             st.active_streams -= 1
@@ -170,8 +187,12 @@ class ComputeClient:
     RTT_ALPHA = 0.2
 
     def __init__(self, net: NetHost, *, timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
-                 max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+                 max_bytes: int = MAX_MESSAGE_BYTES,
+                 observer: Callable[[str, bool], None] | None = None) -> None:
+        """``observer(peer_id, reachable)`` hears every request's outcome: False when the
+        peer could not be reached or answered garbage (e.g. ``Heartbeats.observe``)."""
         self.net = net
+        self.observer = observer
         self.timeout = timeout
         self.max_bytes = max_bytes
         self._channels: dict[tuple[ID, str], _Channel] = {}
@@ -185,8 +206,21 @@ class ComputeClient:
         """Smoothed request round trip to ``peer`` in seconds (None before the first call)."""
         return self._rtt.get(to_peer_id(peer))
 
+    def _has_direct(self, pid: ID) -> bool:
+        return any(conn_kind(c) == "direct" for c in self.net.host.get_network().get_connections(pid))
+
+    def _observe(self, pid: ID, ok: bool) -> None:
+        if self.observer is not None:
+            self.observer(pid.to_base58(), ok)
+
     async def _channel(self, pid: ID, session_id: str) -> _Channel:
         ch = self._channels.get((pid, session_id))
+        if ch is not None and not ch.lock.locked() and stream_kind(ch.stream.stream) == "relayed" \
+                and self._has_direct(pid):
+            # DCUtR made a direct link since this stream was opened: move the session's traffic
+            # there (the worker keys sessions by id, not by stream). New streams prefer direct links.
+            await self._drop((pid, session_id), reset=False)
+            ch = None
         if ch is None:
             stream = await open_stream(self.net.host, pid, [PROTOCOL_ID])
             ch = self._channels.setdefault((pid, session_id), _Channel(FramedStream(stream, self.max_bytes)))
@@ -209,7 +243,11 @@ class ComputeClient:
         pid = to_peer_id(peer)
         key = (pid, session_id)
         t = self.timeout if timeout is None else timeout
-        ch = await self._channel(pid, session_id)
+        try:
+            ch = await self._channel(pid, session_id)
+        except PeerUnavailable:
+            self._observe(pid, False)
+            raise
         async with ch.lock:
             if self._channels.get(key) is not ch:  # dropped while we waited for the lock
                 return await self.request(pid, session_id, payload_for_id, timeout)
@@ -227,9 +265,11 @@ class ComputeClient:
                     raise ProtocolError(f"response id {resp.id} for request {req_id}")
             except trio.TooSlowError as exc:
                 await self._drop(key, reset=True)
+                self._observe(pid, False)
                 raise PeerUnavailable(f"{pid.to_base58()[:16]}: no answer within {t:.1f} s") from exc
             except (PeerUnavailable, ProtocolError):
                 await self._drop(key, reset=True)
+                self._observe(pid, False)
                 raise
             rtt = time.perf_counter() - t0
             old = self._rtt.get(pid)
@@ -237,6 +277,7 @@ class ComputeClient:
             self.requests += 1
             self.bytes_sent += len(payload)
             self.bytes_received += len(frame)
+        self._observe(pid, True)  # a typed error is still an answer: the peer is alive
         if resp.op == "error":
             raise resp.error.to_exception(pid.to_base58())
         return resp
@@ -277,6 +318,36 @@ class ComputeClient:
             if fid != c.fragment_id:
                 raise ProtocolError(f"result for {fid[:12]} where {c.fragment_id[:12]} was asked")
         return [y for _, y in resp.results]
+
+    async def fan_out(
+        self,
+        session_id: str,
+        per_peer: Mapping[ID | str, Sequence[CallLike]],
+        *,
+        activation_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+        result_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+        timeout: float | None = None,
+    ) -> dict[str, list[np.ndarray] | NetworkError]:
+        """One phase: every peer's calls in one message, all peers in parallel.
+
+        Returns, per peer id (base58), its results in call order or the
+        NetworkError it failed with (PeerUnavailable / ProtocolError /
+        RemoteError): the caller decides where to retry. Never raises those.
+        """
+        out: dict[str, list[np.ndarray] | NetworkError] = {}
+
+        async def one(peer: ID | str, calls: Sequence[CallLike]) -> None:
+            pid = to_peer_id(peer).to_base58()
+            try:
+                out[pid] = await self.compute(peer, session_id, calls, activation_dtype=activation_dtype,
+                                              result_dtype=result_dtype, timeout=timeout)
+            except NetworkError as exc:
+                out[pid] = exc
+
+        async with trio.open_nursery() as nursery:
+            for peer, calls in per_peer.items():
+                nursery.start_soon(one, peer, calls)
+        return out
 
     async def aclose(self) -> None:
         """Close every stream (does not close sessions on the workers)."""

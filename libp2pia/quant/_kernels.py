@@ -27,8 +27,8 @@ _FM = {"reassoc", "contract", "nsz", "arcp"}
 ROWS_PER_GROUP = 4  # rows computed together: shares every activation load, 4 independent accumulators
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=_FM)
-def dot_rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y):  # pragma: no cover - compiled
+@njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy", inline="always")
+def _rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g):  # pragma: no cover - compiled
     """y[n, r] for all rows r (padded to a multiple of 4) and batch items n.
 
     q (R, nsub, sub) int8|f32; sc, mn (R, nsub) int8; d, dmin (R, nsb) f32;
@@ -38,7 +38,7 @@ def dot_rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y):  # pragma: no cover - comp
     sub = q.shape[2]
     nsb = d.shape[1]
     spb = nsub // nsb
-    for g in prange(q.shape[0] // 4):
+    if True:  # one group of 4 rows: g
         r = g * 4
         for n in range(xq.shape[0]):  # batch inside: the 4 rows' bytes stay in L1 across the batch
             a0 = a1 = a2 = a3 = np.float32(0.0)
@@ -74,7 +74,21 @@ def dot_rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y):  # pragma: no cover - comp
             y[n, r + 3] = a3
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=_FM, error_model="numpy")
+def dot_rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y):  # pragma: no cover - compiled
+    """All row groups on numba's thread pool (contract: _rows)."""
+    for g in prange(q.shape[0] // 4):
+        _rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g)
+
+
+@njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy")
+def dot_rows_serial(q, sc, mn, d, dmin, xq, xs, xd, xmd, y):  # pragma: no cover - compiled
+    """The same in the calling thread."""
+    for g in range(q.shape[0] // 4):
+        _rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g)
+
+
+@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def dequant_rows(q, sc, mn, d, dmin, out):  # pragma: no cover - compiled
     """out[r, j*sub + l] = (d*sc) * q - (dmin*mn), in float32 in exactly gguf-py's operation order."""
     nsub = q.shape[1]
@@ -89,7 +103,7 @@ def dequant_rows(q, sc, mn, d, dmin, out):  # pragma: no cover - compiled
                 out[r, j * sub + l] = a * np.float32(q[r, j, l]) - m
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def quantize_q8_0(x, xq, d32, s32):  # pragma: no cover - compiled
     """ggml's x86 quantize_row_q8_0/q8_1 for blocks of 32: d = amax/127, q = rint(x * 127/amax).
 
@@ -107,13 +121,17 @@ def quantize_q8_0(x, xq, d32, s32):  # pragma: no cover - compiled
             s = np.float32(0.0)
             for l in range(32):
                 v = np.rint(x[n, b, l] * iv)
+                if iv == np.inf and v == v:
+                    # amax < 127/FLT_MAX (denormal block): ggml's float->int conversion saturates every
+                    # element to -128 while d rounds to fp16 zero, so the block adds 0. NaN stays NaN.
+                    v = np.float32(-128.0)
                 xq[n, b, l] = v
                 s += v
             d32[n, b] = dd
             s32[n, b] = dd * s
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def quantize_q8_k(x, xq, xd):  # pragma: no cover - compiled
     """ggml's quantize_row_q8_K_ref for blocks of 256: iscale = -127/max (signed), q = min(127, rint(iscale*x))."""
     for n in range(x.shape[0]):
@@ -133,11 +151,13 @@ def quantize_q8_k(x, xq, xd):  # pragma: no cover - compiled
             iscale = np.float32(-127.0) / mx
             for l in range(256):
                 v = np.rint(iscale * x[n, b, l])
+                if abs(iscale) == np.inf and v == v:
+                    v = np.float32(0.0)  # denormal block: ggml's nearest_int(+-inf) stores 0 (and d = -0)
                 xq[n, b, l] = np.float32(127.0) if v > 127 else v  # ggml: MIN(127, v); NaN stays NaN
             xd[n, b] = np.float32(1.0) / iscale
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def block_sums(xq, xs):  # pragma: no cover - compiled
     """xs[n, j] = sum of xq[n, j, :] (ggml's Q8_K bsums / Q8_1 sums)."""
     for n in range(xq.shape[0]):

@@ -10,7 +10,7 @@ Two arithmetic paths (see docs/kernels.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Iterable, Literal
 
 import time
@@ -19,7 +19,9 @@ import numba
 import numpy as np
 
 from libp2pia.errors import QuantError
+from libp2pia.limits import KERNEL_PARALLEL_MIN_BYTES
 from libp2pia.quant import _kernels as K
+from libp2pia.quant._simd import HAS_AVX2, dot_rows_i8, dot_rows_i8_serial
 from libp2pia.quant.layout import FLOAT_TYPES, Unpacked, float_values, unpack
 from libp2pia.quant.qtypes import VEC_DOT_TYPE, QType, Spec, as_bytes_2d, as_raw_1d, resolve
 
@@ -27,23 +29,54 @@ Mode = Literal["ggml", "exact"]
 MODES: tuple[str, ...] = ("ggml", "exact")
 
 
-@dataclass(frozen=True, eq=False)
 class PreparedMatrix:
-    """A weight matrix re-laid-out once at load time for the kernels.
+    """A weight matrix checked and re-laid-out once at load time; accepted by matvec/matmul.
 
-    `raw` keeps the GGUF bytes (rows, row_bytes); `layout` is the kernels' unpacked form (layout.py).
+    `raw` keeps the GGUF bytes (rows, row_bytes). The kernels' forms are built on first use and kept:
+    `simd_form` for mode="ggml" on AVX2 CPUs (Q4_K keeps its GGUF nibbles; other quantized types one int8
+    per weight) and `float_form` (one int8/float32 per weight, layout.py) for mode="exact" and F32/F16/BF16.
+    prepare() builds the form of the default mode right away, so the cost lands at load time.
     """
 
-    qtype: QType
-    rows: int
-    cols: int
-    raw: np.ndarray
-    layout: Unpacked
+    __slots__ = ("qtype", "rows", "cols", "raw", "_float", "_simd")
+
+    def __init__(self, qtype: QType, rows: int, cols: int, raw: np.ndarray) -> None:
+        self.qtype, self.rows, self.cols, self.raw = qtype, rows, cols, raw
+        self._float: Unpacked | None = None
+        self._simd: tuple[Unpacked, bool, bool, bool, bool] | None = None
+
+    @property
+    def float_form(self) -> Unpacked:
+        if self._float is None:
+            self._float = unpack(self.raw, resolve(self.qtype), K.ROWS_PER_GROUP)
+        return self._float
+
+    @property
+    def simd_form(self) -> tuple[Unpacked, bool, bool, bool, bool]:
+        """(layout, nib, has_min, q5, q6) for _simd.dot_rows_i8."""
+        if self._simd is None:
+            lay = self._float if self._float is not None else unpack(self.raw, resolve(self.qtype), K.ROWS_PER_GROUP)
+            nib = self.qtype == QType.Q4_K
+            q5 = self.qtype == QType.Q5_0
+            q6 = self.qtype == QType.Q6_K
+            if nib:  # back to the GGUF nibble bytes: half the memory traffic
+                q = lay.q.view(np.uint8)
+                lay = replace(lay, q=np.ascontiguousarray(q[:, 0::2] | (q[:, 1::2] << 4)))
+            elif q5 or q6:  # the GGUF blocks themselves, rows padded: decoded in registers
+                size = 22 if q5 else 210
+                q = np.zeros((lay.q.shape[0], self.raw.shape[1] // size, size), np.uint8)
+                q[: self.rows] = self.raw.reshape(self.rows, -1, size)
+                lay = replace(lay, q=q)
+            self._simd = (lay, nib, bool(lay.mn.any()), q5, q6)
+        return self._simd
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the in-memory kernel layout (the GGUF bytes are only referenced)."""
-        return self.layout.nbytes
+        """Bytes of the kernel forms built so far (the GGUF bytes are only referenced)."""
+        n = self._float.nbytes if self._float is not None else 0
+        if self._simd is not None and self._simd[0] is not self._float:
+            n += self._simd[0].nbytes
+        return n
 
 
 def dequantize(raw: object, qtype: QType | str, shape: tuple[int, ...] | list[int]) -> np.ndarray:
@@ -65,7 +98,12 @@ def prepare(weights: np.ndarray | PreparedMatrix, qtype: QType | str) -> Prepare
             raise QuantError(f"prepared matrix is {weights.qtype.name}, not {spec.qtype.name}")
         return weights
     w = as_bytes_2d(weights, spec)
-    return PreparedMatrix(spec.qtype, w.shape[0], spec.cols(w.shape[1]), w, _build_layout(w, spec))
+    pm = PreparedMatrix(spec.qtype, w.shape[0], spec.cols(w.shape[1]), w)
+    if _use_simd(spec):
+        pm.simd_form
+    else:
+        pm.float_form
+    return pm
 
 
 def matvec(weights: np.ndarray | PreparedMatrix, qtype: QType | str, x: np.ndarray,
@@ -104,8 +142,10 @@ def warmup(qtypes: Iterable[QType | str]) -> dict[str, float]:
         t0 = time.perf_counter()
         w = np.zeros((4, spec.row_bytes(256)), np.uint8)
         x = np.zeros((1, 256), np.float32)
+        pm = prepare(w, spec.qtype)
         for m in MODES:
-            matmul(w, spec.qtype, x, m)  # type: ignore[arg-type]
+            for par in (True, False):  # both the thread-pool and the calling-thread kernels
+                _matmul(pm, spec, x, m, par)
         dequantize(w, spec.qtype, (4, 256))
         out[spec.qtype.name] = time.perf_counter() - t0
     return out
@@ -134,16 +174,17 @@ def _dequantize_flat(a: np.ndarray, spec: Spec) -> np.ndarray:
     return out.reshape(-1)
 
 
-def _activation(spec: Spec, lay: Unpacked, X: np.ndarray, mode: str) -> tuple[np.ndarray, ...]:
-    """X (N, cols) -> (xq (N, nsub, sub), xs (N, nsub), xd (N, nsb), xmd (N, nsb)) for the dot kernel."""
+def _activation(spec: Spec, lay: Unpacked, X: np.ndarray, mode: str, sub: int = 0) -> tuple[np.ndarray, ...]:
+    """X (N, cols) -> (xq (N, nsub, sub), xs (N, nsub), xd (N, nsb), xmd (N, nsb)) for the dot kernels."""
     n = X.shape[0]
-    nsub, sub = lay.q.shape[1], lay.q.shape[2]
+    nsub, sub = lay.sc.shape[1], sub or lay.q.shape[2]
     nsb = lay.d.shape[1]
     ones = np.ones((n, nsb), np.float32)
     if spec.qtype in FLOAT_TYPES:
         xq = X
         if mode == "ggml" and spec.qtype == QType.F16:
-            xq = X.astype(np.float16).astype(np.float32)  # ggml converts x to fp16 (RNE) for F16 vec_dot
+            with np.errstate(over="ignore"):  # |x| > 65504 -> Inf, exactly as in ggml
+                xq = X.astype(np.float16).astype(np.float32)  # ggml converts x to fp16 (RNE) for F16 vec_dot
         elif mode == "ggml" and spec.qtype == QType.BF16:
             xq = _round_bf16(X)
         return xq.reshape(n, nsub, sub), np.zeros((n, nsub), np.float32), ones, ones
@@ -165,9 +206,11 @@ def _activation(spec: Spec, lay: Unpacked, X: np.ndarray, mode: str) -> tuple[np
     d32 = np.empty((n, nsub), np.float32)
     s32 = np.empty((n, nsub), np.float32)
     K.quantize_q8_0(X.reshape(xq.shape), xq, d32, s32)
-    xd = d32.astype(np.float16).astype(np.float32)  # Q8_0/Q8_1 store d as fp16
+    with np.errstate(over="ignore"):  # fp16 overflow -> Inf, exactly as in ggml
+        xd = d32.astype(np.float16).astype(np.float32)  # Q8_0/Q8_1 store d as fp16
+        xs1 = s32.astype(np.float16).astype(np.float32)  # Q8_1 stores s = d*sum(q) as fp16
     if vdt == QType.Q8_1:
-        return xq, np.ones((n, nsub), np.float32), xd, s32.astype(np.float16).astype(np.float32)
+        return xq, np.ones((n, nsub), np.float32), xd, xs1
     return xq, np.zeros((n, nsub), np.float32), xd, ones
 
 
@@ -180,13 +223,26 @@ def _round_bf16(X: np.ndarray) -> np.ndarray:
     return (r.astype(np.uint32) << 16).view(np.float32)
 
 
-def _build_layout(w: np.ndarray, spec: Spec) -> Unpacked:
-    return unpack(w, spec, K.ROWS_PER_GROUP)
+def _parallel(pm: PreparedMatrix) -> bool:
+    """Use numba's thread pool only when it can pay: several threads and a matrix worth splitting."""
+    return numba.get_num_threads() > 1 and pm.raw.nbytes >= KERNEL_PARALLEL_MIN_BYTES
 
 
-def _matmul(pm: PreparedMatrix, spec: Spec, X: np.ndarray, mode: str) -> np.ndarray:
-    lay = pm.layout
+def _use_simd(spec: Spec) -> bool:
+    return HAS_AVX2 and spec.qtype not in FLOAT_TYPES
+
+
+def _matmul(pm: PreparedMatrix, spec: Spec, X: np.ndarray, mode: str, parallel: bool | None = None) -> np.ndarray:
+    par = _parallel(pm) if parallel is None else parallel
+    y = np.empty((X.shape[0], -(-pm.rows // K.ROWS_PER_GROUP) * K.ROWS_PER_GROUP), np.float32)
+    if mode == "ggml" and _use_simd(spec):
+        lay, nib, has_min, q5, q6 = pm.simd_form
+        xq, xs, xd, xmd = _activation(spec, lay, X, mode, sub=16 if q6 else 32 if nib or q5 else lay.q.shape[2])
+        if not np.isnan(xq).any():  # NaN cannot ride in int8: the float kernel propagates it instead
+            kern = dot_rows_i8 if par else dot_rows_i8_serial
+            kern(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq.astype(np.int8), xs, xd, xmd, y, has_min, nib, q5, q6)
+            return np.ascontiguousarray(y[:, : pm.rows])
+    lay = pm.float_form
     xq, xs, xd, xmd = _activation(spec, lay, X, mode)
-    y = np.empty((X.shape[0], lay.q.shape[0]), np.float32)
-    K.dot_rows(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq, xs, xd, xmd, y)
+    (K.dot_rows if par else K.dot_rows_serial)(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq, xs, xd, xmd, y)
     return np.ascontiguousarray(y[:, : pm.rows])

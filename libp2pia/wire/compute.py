@@ -58,7 +58,7 @@ class CallLike(Protocol):
 
     fragment_id: str
     kind: str
-    layer: int
+    layer: int | None
     positions: np.ndarray
     x: np.ndarray
     weight: float | None
@@ -70,7 +70,7 @@ class WireCall:
 
     fragment_id: str
     kind: CallKind
-    layer: int
+    layer: int | None  # None for embed/logits
     positions: np.ndarray  # int32 [n]
     x: np.ndarray  # float32 [n, d], or int32 [n] token ids for embed
     weight: float | None = None
@@ -153,7 +153,9 @@ def encode_request(
             kind = KINDS.get(c.kind)
             if kind is None:
                 raise ProtocolError(f"unknown shard call kind {c.kind!r}")
-            pc = msg.compute.calls.add(fragment_id=c.fragment_id, kind=kind, layer=int(c.layer))
+            pc = msg.compute.calls.add(fragment_id=c.fragment_id, kind=kind)
+            if c.layer is not None:
+                pc.layer = int(c.layer)
             pc.positions.extend(np.asarray(c.positions, dtype=np.int64).ravel().tolist())
             pc.x.CopyFrom(encode_tensor(c.x, "int32" if c.kind == "embed" else activation_dtype))
             if c.weight is not None:
@@ -186,7 +188,8 @@ def _decode_call(pc: pb.ShardCall) -> WireCall:
     weight = pc.weight if pc.HasField("weight") else None
     if weight is not None and not np.isfinite(weight):
         raise ProtocolError("non-finite expert weight")
-    return WireCall(fid, kind, int(pc.layer), positions, x, weight)
+    layer = int(pc.layer) if pc.HasField("layer") else None
+    return WireCall(fid, kind, layer, positions, x, weight)
 
 
 def decode_request(data: bytes) -> Request:

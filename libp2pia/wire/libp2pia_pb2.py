@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0elibp2pia.proto\x12\x08libp2pia\"\x9f\x01\n\x06Tensor\x12%\n\x05\x64type\x18\x01 \x01(\x0e\x32\x16.libp2pia.Tensor.DType\x12\r\n\x05shape\x18\x02 \x03(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"Q\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46LOAT32\x10\x01\x12\x0b\n\x07\x46LOAT16\x10\x02\x12\x0c\n\x08\x42\x46LOAT16\x10\x03\x12\t\n\x05INT32\x10\x04\"\xc6\x01\n\x05\x45rror\x12\"\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x14.libp2pia.Error.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0b\x66ragment_id\x18\x03 \x01(\t\"s\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x11\n\rUNKNOWN_SHARD\x10\x01\x12\x13\n\x0fUNKNOWN_SESSION\x10\x02\x12\x0e\n\nOVERLOADED\x10\x03\x12\x0f\n\x0b\x42\x41\x44_REQUEST\x10\x04\x12\x0c\n\x08INTERNAL\x10\x05\"\xf4\x01\n\tShardCall\x12\x13\n\x0b\x66ragment_id\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.libp2pia.ShardCall.Kind\x12\r\n\x05layer\x18\x03 \x01(\r\x12\x11\n\tpositions\x18\x04 \x03(\x05\x12\x1b\n\x01x\x18\x05 \x01(\x0b\x32\x10.libp2pia.Tensor\x12\x13\n\x06weight\x18\x06 \x01(\x02H\x00\x88\x01\x01\"K\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\t\n\x05\x45MBED\x10\x01\x12\r\n\tATTENTION\x10\x02\x12\x07\n\x03\x46\x46N\x10\x03\x12\n\n\x06LOGITS\x10\x04\x42\t\n\x07_weight\"?\n\x0bShardResult\x12\x13\n\x0b\x66ragment_id\x18\x01 \x01(\t\x12\x1b\n\x01y\x18\x02 \x01(\x0b\x32\x10.libp2pia.Tensor\"b\n\x0e\x43omputeRequest\x12\"\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x13.libp2pia.ShardCall\x12,\n\x0cresult_dtype\x18\x02 \x01(\x0e\x32\x16.libp2pia.Tensor.DType\"9\n\x0f\x43omputeResponse\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.libp2pia.ShardResult\"\r\n\x0bOpenSession\"\x0e\n\x0c\x43loseSession\"\x0c\n\nSessionAck\"\xae\x01\n\x07Request\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12+\n\x07\x63ompute\x18\x03 \x01(\x0b\x32\x18.libp2pia.ComputeRequestH\x00\x12%\n\x04open\x18\x04 \x01(\x0b\x32\x15.libp2pia.OpenSessionH\x00\x12\'\n\x05\x63lose\x18\x05 \x01(\x0b\x32\x16.libp2pia.CloseSessionH\x00\x42\x06\n\x04\x62ody\"\x93\x01\n\x08Response\x12\n\n\x02id\x18\x01 \x01(\x04\x12,\n\x07\x63ompute\x18\x02 \x01(\x0b\x32\x19.libp2pia.ComputeResponseH\x00\x12#\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x14.libp2pia.SessionAckH\x00\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x0f.libp2pia.ErrorH\x00\x42\x06\n\x04\x62ody\"\xae\x01\n\x0c\x41nnouncement\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x64\x64rs\x18\x02 \x03(\t\x12\x11\n\tfragments\x18\x03 \x03(\t\x12\x0c\n\x04load\x18\x04 \x01(\x02\x12\x10\n\x08uptime_s\x18\x05 \x01(\x01\x12\x10\n\x08model_id\x18\x06 \x01(\t\x12\x0b\n\x03seq\x18\x07 \x01(\x04\x12\x10\n\x08sessions\x18\x08 \x01(\r\x12\x1a\n\x12storage_free_bytes\x18\t \x01(\x04\"F\n\x0f\x46ragmentRequest\x12\x13\n\x0b\x66ragment_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"\x85\x01\n\rFragmentChunk\x12\x13\n\x0b\x66ragment_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0c\n\x04last\x18\x05 \x01(\x08\x12\x1e\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x0f.libp2pia.Error\"9\n\x0eManifestRecord\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x15\n\rmanifest_json\x18\x02 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0elibp2pia.proto\x12\x08libp2pia\"\x9f\x01\n\x06Tensor\x12%\n\x05\x64type\x18\x01 \x01(\x0e\x32\x16.libp2pia.Tensor.DType\x12\r\n\x05shape\x18\x02 \x03(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"Q\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46LOAT32\x10\x01\x12\x0b\n\x07\x46LOAT16\x10\x02\x12\x0c\n\x08\x42\x46LOAT16\x10\x03\x12\t\n\x05INT32\x10\x04\"\xc6\x01\n\x05\x45rror\x12\"\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x14.libp2pia.Error.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0b\x66ragment_id\x18\x03 \x01(\t\"s\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x11\n\rUNKNOWN_SHARD\x10\x01\x12\x13\n\x0fUNKNOWN_SESSION\x10\x02\x12\x0e\n\nOVERLOADED\x10\x03\x12\x0f\n\x0b\x42\x41\x44_REQUEST\x10\x04\x12\x0c\n\x08INTERNAL\x10\x05\"\x83\x02\n\tShardCall\x12\x13\n\x0b\x66ragment_id\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.libp2pia.ShardCall.Kind\x12\x12\n\x05layer\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x11\n\tpositions\x18\x04 \x03(\x05\x12\x1b\n\x01x\x18\x05 \x01(\x0b\x32\x10.libp2pia.Tensor\x12\x13\n\x06weight\x18\x06 \x01(\x02H\x01\x88\x01\x01\"K\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\t\n\x05\x45MBED\x10\x01\x12\r\n\tATTENTION\x10\x02\x12\x07\n\x03\x46\x46N\x10\x03\x12\n\n\x06LOGITS\x10\x04\x42\x08\n\x06_layerB\t\n\x07_weight\"?\n\x0bShardResult\x12\x13\n\x0b\x66ragment_id\x18\x01 \x01(\t\x12\x1b\n\x01y\x18\x02 \x01(\x0b\x32\x10.libp2pia.Tensor\"b\n\x0e\x43omputeRequest\x12\"\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x13.libp2pia.ShardCall\x12,\n\x0cresult_dtype\x18\x02 \x01(\x0e\x32\x16.libp2pia.Tensor.DType\"9\n\x0f\x43omputeResponse\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.libp2pia.ShardResult\"\r\n\x0bOpenSession\"\x0e\n\x0c\x43loseSession\"\x0c\n\nSessionAck\"\xae\x01\n\x07Request\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12+\n\x07\x63ompute\x18\x03 \x01(\x0b\x32\x18.libp2pia.ComputeRequestH\x00\x12%\n\x04open\x18\x04 \x01(\x0b\x32\x15.libp2pia.OpenSessionH\x00\x12\'\n\x05\x63lose\x18\x05 \x01(\x0b\x32\x16.libp2pia.CloseSessionH\x00\x42\x06\n\x04\x62ody\"\x93\x01\n\x08Response\x12\n\n\x02id\x18\x01 \x01(\x04\x12,\n\x07\x63ompute\x18\x02 \x01(\x0b\x32\x19.libp2pia.ComputeResponseH\x00\x12#\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x14.libp2pia.SessionAckH\x00\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x0f.libp2pia.ErrorH\x00\x42\x06\n\x04\x62ody\"\xae\x01\n\x0c\x41nnouncement\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x64\x64rs\x18\x02 \x03(\t\x12\x11\n\tfragments\x18\x03 \x03(\t\x12\x0c\n\x04load\x18\x04 \x01(\x02\x12\x10\n\x08uptime_s\x18\x05 \x01(\x01\x12\x10\n\x08model_id\x18\x06 \x01(\t\x12\x0b\n\x03seq\x18\x07 \x01(\x04\x12\x10\n\x08sessions\x18\x08 \x01(\r\x12\x1a\n\x12storage_free_bytes\x18\t \x01(\x04\"F\n\x0f\x46ragmentRequest\x12\x13\n\x0b\x66ragment_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"\x85\x01\n\rFragmentChunk\x12\x13\n\x0b\x66ragment_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0c\n\x04last\x18\x05 \x01(\x08\x12\x1e\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x0f.libp2pia.Error\"9\n\x0eManifestRecord\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x15\n\rmanifest_json\x18\x02 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,31 +40,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ERROR_CODE']._serialized_start=274
   _globals['_ERROR_CODE']._serialized_end=389
   _globals['_SHARDCALL']._serialized_start=392
-  _globals['_SHARDCALL']._serialized_end=636
-  _globals['_SHARDCALL_KIND']._serialized_start=550
-  _globals['_SHARDCALL_KIND']._serialized_end=625
-  _globals['_SHARDRESULT']._serialized_start=638
-  _globals['_SHARDRESULT']._serialized_end=701
-  _globals['_COMPUTEREQUEST']._serialized_start=703
-  _globals['_COMPUTEREQUEST']._serialized_end=801
-  _globals['_COMPUTERESPONSE']._serialized_start=803
-  _globals['_COMPUTERESPONSE']._serialized_end=860
-  _globals['_OPENSESSION']._serialized_start=862
-  _globals['_OPENSESSION']._serialized_end=875
-  _globals['_CLOSESESSION']._serialized_start=877
-  _globals['_CLOSESESSION']._serialized_end=891
-  _globals['_SESSIONACK']._serialized_start=893
-  _globals['_SESSIONACK']._serialized_end=905
-  _globals['_REQUEST']._serialized_start=908
-  _globals['_REQUEST']._serialized_end=1082
-  _globals['_RESPONSE']._serialized_start=1085
-  _globals['_RESPONSE']._serialized_end=1232
-  _globals['_ANNOUNCEMENT']._serialized_start=1235
-  _globals['_ANNOUNCEMENT']._serialized_end=1409
-  _globals['_FRAGMENTREQUEST']._serialized_start=1411
-  _globals['_FRAGMENTREQUEST']._serialized_end=1481
-  _globals['_FRAGMENTCHUNK']._serialized_start=1484
-  _globals['_FRAGMENTCHUNK']._serialized_end=1617
-  _globals['_MANIFESTRECORD']._serialized_start=1619
-  _globals['_MANIFESTRECORD']._serialized_end=1676
+  _globals['_SHARDCALL']._serialized_end=651
+  _globals['_SHARDCALL_KIND']._serialized_start=555
+  _globals['_SHARDCALL_KIND']._serialized_end=630
+  _globals['_SHARDRESULT']._serialized_start=653
+  _globals['_SHARDRESULT']._serialized_end=716
+  _globals['_COMPUTEREQUEST']._serialized_start=718
+  _globals['_COMPUTEREQUEST']._serialized_end=816
+  _globals['_COMPUTERESPONSE']._serialized_start=818
+  _globals['_COMPUTERESPONSE']._serialized_end=875
+  _globals['_OPENSESSION']._serialized_start=877
+  _globals['_OPENSESSION']._serialized_end=890
+  _globals['_CLOSESESSION']._serialized_start=892
+  _globals['_CLOSESESSION']._serialized_end=906
+  _globals['_SESSIONACK']._serialized_start=908
+  _globals['_SESSIONACK']._serialized_end=920
+  _globals['_REQUEST']._serialized_start=923
+  _globals['_REQUEST']._serialized_end=1097
+  _globals['_RESPONSE']._serialized_start=1100
+  _globals['_RESPONSE']._serialized_end=1247
+  _globals['_ANNOUNCEMENT']._serialized_start=1250
+  _globals['_ANNOUNCEMENT']._serialized_end=1424
+  _globals['_FRAGMENTREQUEST']._serialized_start=1426
+  _globals['_FRAGMENTREQUEST']._serialized_end=1496
+  _globals['_FRAGMENTCHUNK']._serialized_start=1499
+  _globals['_FRAGMENTCHUNK']._serialized_end=1632
+  _globals['_MANIFESTRECORD']._serialized_start=1634
+  _globals['_MANIFESTRECORD']._serialized_end=1691
 # @@protoc_insertion_point(module_scope)

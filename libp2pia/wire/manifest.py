@@ -1,8 +1,8 @@
-"""Canonical JSON and the manifest record stored in the DHT under the model id.
+"""The manifest record stored in the DHT under the model id.
 
-``model_id = sha256(canonical_json(manifest without "model_id"))``. The
-fragments code computes the same id when it writes ``manifest.json``; both
-sides must use exactly this canonicalisation.
+``model_id = sha256(canonical form of the manifest without "model_id")``. The
+canonical form is ``libp2pia.fragments.manifest.canonical_bytes`` — the one
+function the fragment writer uses too, so both sides agree by construction.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from ..errors import ProtocolError
+from ..fragments.manifest import canonical_bytes
 from ..limits import MAX_MANIFEST_RECORD_BYTES
 from . import libp2pia_pb2 as pb
 from .compute import parse_pb, check_fragment_id
@@ -21,14 +22,14 @@ MANIFEST_NAMESPACE = "libp2pia-manifest"
 
 
 def canonical_json(obj: Any) -> bytes:
-    """The one canonical byte form of a JSON object (sorted keys, no spaces, UTF-8)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Canonical bytes of any JSON object, in the same form as ``canonical_bytes``
+    (which also drops ``model_id``); a test keeps the two identical."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def manifest_model_id(manifest: dict[str, Any]) -> str:
-    """sha256 hex of the canonical JSON of ``manifest`` without its ``model_id`` field."""
-    body = {k: v for k, v in manifest.items() if k != "model_id"}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    """sha256 hex of the canonical form of ``manifest`` without its ``model_id`` field."""
+    return hashlib.sha256(canonical_bytes(manifest)).hexdigest()
 
 
 def manifest_key(model_id: str) -> str:

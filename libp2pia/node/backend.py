@@ -1,0 +1,184 @@
+"""The engine's Backend over libp2p: shard calls travel to the peers that hold the fragments.
+
+| engine asks                 | what happens on the network                                            |
+|-----------------------------|------------------------------------------------------------------------|
+| open_session(s)             | `open` on every known holder in parallel (one round trip each, which   |
+|                             | also measures it); each fragment is then pinned to its fastest holder  |
+|                             | (KV caches live there), load spread by a small per-fragment penalty    |
+| call(s, calls) (one phase)  | calls grouped by pinned peer: one message per peer, all peers at once  |
+| close_session(s)            | `close` on every peer opened, streams closed                           |
+
+Streams are reused per (peer, session) by ComputeClient. Activations travel as float32 by
+default here: the distributed output must equal the local engine's token for token (float16
+halves the bytes and is one flag away: ``wire_dtype="float16"``).
+Failover (replay of the attention history on a replica) is the next step; today a failed call
+raises a clear error naming the peer and the fragment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import multiaddr
+import numpy as np
+import trio
+
+from ..engine.interface import ShardCall, ShardResult
+from ..errors import MissingFragment, NetworkError, SessionError
+from ..net.framed import to_peer_id
+from ..net.peers import PeerState, PeerTable
+from ..net.rpc import ComputeClient
+from ..wire.compute import WireCall
+
+log = logging.getLogger(__name__)
+
+#: Added to a peer's measured round trip per fragment already pinned to it in a session, so that
+#: equally fast replicas share the work (seconds; about a third of a loopback round trip).
+LOAD_PENALTY_S = 0.0005
+
+
+def choose_replicas(providers: Mapping[str, Sequence[str]], rtt: Mapping[str, float],
+                    penalty: float = LOAD_PENALTY_S) -> dict[str, str]:
+    """Pin each fragment to one live holder: lowest measured round trip + penalty × fragments pinned.
+
+    Pure and deterministic (ties broken by peer id). Fragments without a live holder are left out.
+    """
+    pinned: dict[str, str] = {}
+    load: dict[str, int] = {}
+    for fid in sorted(providers):
+        live = [p for p in providers[fid] if p in rtt]
+        if not live:
+            continue
+        best = min(live, key=lambda p: (rtt[p] + penalty * load.get(p, 0), p))
+        pinned[fid] = best
+        load[best] = load.get(best, 0) + 1
+    return pinned
+
+
+@dataclass
+class BackendStats:
+    phases: int = 0
+    messages: int = 0
+    calls: int = 0
+    seconds: float = 0.0         # wall time inside call(): network + remote compute
+
+
+@dataclass
+class _Session:
+    pinned: dict[str, str]
+    opened: list[str]
+
+
+@dataclass
+class NetworkBackend:
+    """Implements engine.interface.Backend over a ComputeClient and a view of who holds what."""
+
+    rpc: ComputeClient
+    providers: dict[str, list[str]]                 # fragment id -> peer ids (base58), from DHT + announcements
+    wire_dtype: str = "float32"
+    table: PeerTable | None = None                  # heartbeat view: announced holders, suspect/dead peers
+    stats: BackendStats = field(default_factory=BackendStats)
+    sessions: dict[str, _Session] = field(default_factory=dict)
+
+    def peers(self) -> list[str]:
+        return sorted({p for ps in self.providers.values() for p in ps})
+
+    def merge_announcements(self) -> None:
+        """Add the holders heard on gossip to the DHT's view (their addresses into the peer store)."""
+        if self.table is None:
+            return
+        store = self.rpc.net.host.get_peerstore()
+        for rec in self.table.peers(PeerState.ALIVE):
+            known = [f for f in rec.fragments if f in self.providers]
+            if not known:
+                continue
+            with contextlib.suppress(Exception):   # a malformed address in an announcement is skipped
+                store.add_addrs(to_peer_id(rec.peer_id), [multiaddr.Multiaddr(a) for a in rec.addrs], 3600)
+            for f in known:
+                if rec.peer_id not in self.providers[f]:
+                    self.providers[f].append(rec.peer_id)
+
+    def usable(self, peer: str) -> bool:
+        """Not known to be suspect or dead (calls that failed, heartbeats missed)."""
+        return self.table is None or self.table.state(peer) in (None, PeerState.ALIVE)
+
+    async def open_session(self, session_id: str) -> None:
+        self.merge_announcements()
+        rtt: dict[str, float] = {}
+
+        async def open_on(peer: str) -> None:
+            try:
+                await self.rpc.open_session(peer, session_id)
+            except NetworkError as exc:
+                log.warning("peer %s unavailable for session %s: %s", peer[-8:], session_id[:8], exc)
+                return
+            rtt[peer] = self.rpc.rtt(peer) or 0.0
+
+        async with trio.open_nursery() as n:
+            for peer in self.peers():
+                if self.usable(peer):
+                    n.start_soon(open_on, peer)
+        pinned = choose_replicas(self.providers, rtt)
+        self.sessions[session_id] = _Session(pinned, sorted(rtt))
+
+    def used_peers(self, session_id: str) -> list[str]:
+        s = self.sessions.get(session_id)
+        return sorted(set(s.pinned.values())) if s else []
+
+    async def call(self, session_id: str, calls: list[ShardCall]) -> list[ShardResult]:
+        s = self.sessions.get(session_id)
+        if s is None:
+            raise SessionError(f"session {session_id} was not opened on the network backend")
+        groups: dict[str, list[int]] = {}
+        for i, c in enumerate(calls):
+            peer = s.pinned.get(c.fragment_id)
+            if peer is None:
+                raise MissingFragment(c.fragment_id, "no reachable peer holds it")
+            groups.setdefault(peer, []).append(i)
+        out: list[ShardResult | None] = [None] * len(calls)
+        t0 = time.perf_counter()
+
+        async def send(peer: str, idx: list[int]) -> None:
+            wire = [WireCall(calls[i].fragment_id, calls[i].kind, int(calls[i].layer or 0),  # type: ignore[arg-type]
+                             calls[i].positions, calls[i].x, calls[i].weight) for i in idx]
+            ys = await self.rpc.compute(peer, session_id, wire, activation_dtype=self.wire_dtype,
+                                        result_dtype=self.wire_dtype)
+            for i, y in zip(idx, ys):
+                out[i] = ShardResult(np.asarray(y, np.float32))
+
+        if len(groups) == 1:                                   # no nursery for the common single-peer phase
+            [(peer, idx)] = groups.items()
+            await send(peer, idx)
+        else:
+            errors: list[Exception] = []
+
+            async def guarded_send(peer: str, idx: list[int]) -> None:
+                try:
+                    await send(peer, idx)
+                except Exception as exc:  # noqa: BLE001 - re-raised below, one clear error not a group
+                    errors.append(exc)
+
+            async with trio.open_nursery() as n:
+                for peer, idx in groups.items():
+                    n.start_soon(guarded_send, peer, idx)
+            if errors:
+                raise errors[0]
+        self.stats.seconds += time.perf_counter() - t0
+        self.stats.phases += 1
+        self.stats.messages += len(groups)
+        self.stats.calls += len(calls)
+        return out  # type: ignore[return-value]
+
+    async def close_session(self, session_id: str) -> None:
+        s = self.sessions.pop(session_id, None)
+        if s is None:
+            return
+        with trio.move_on_after(self.rpc.timeout) as cs:
+            cs.shield = True
+            async with trio.open_nursery() as n:
+                for peer in s.opened:
+                    n.start_soon(self.rpc.close_session, peer, session_id)

@@ -1,0 +1,203 @@
+"""Engine behaviour on the small committed synthetic models: sessions, chunking, history, MoE fan-out,
+stopping, the CLI. Agreement with llama.cpp itself is in test_engine_golden.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from libp2pia.engine.client import Engine
+from libp2pia.engine.generation import Generation
+from libp2pia.engine.inprocess import InProcessBackend
+from libp2pia.engine.interface import ShardCall, ShardResult
+from libp2pia.engine.loader import load_model
+from libp2pia.engine.runner import LocalRunner
+from libp2pia.errors import ModelError, SessionError
+from libp2pia.model.sampling import SamplingParams
+
+GOLDEN = Path(__file__).parent / "golden" / "models"
+DENSE = GOLDEN / "dense-q4_k_m.gguf"
+MOE = GOLDEN / "moe-q4_k_m.gguf"
+SMALL = 128 * 1024
+PROMPT = [1, 451, 567, 339, 472, 562, 453, 451, 420, 338]
+
+
+class RecordingBackend(InProcessBackend):
+    """The in-process backend, also recording every phase's calls (fragment, kind, layer, rows)."""
+
+    def __init__(self, shards):  # type: ignore[no-untyped-def]
+        super().__init__(shards)
+        self.phases: list[list[tuple[str, str, int | None, int]]] = []
+
+    async def call(self, session_id: str, calls: list[ShardCall]) -> list[ShardResult]:
+        self.phases.append([(c.fragment_id, c.kind, c.layer, len(c.positions)) for c in calls])
+        return await super().call(session_id, calls)
+
+
+@pytest.fixture(scope="module")
+def dense():  # type: ignore[no-untyped-def]
+    """Cut in memory into small fragments so that every phase spans several shards."""
+    return load_model(DENSE, max_fragment_bytes=SMALL)
+
+
+@pytest.fixture(scope="module")
+def moe():  # type: ignore[no-untyped-def]
+    return load_model(MOE, max_fragment_bytes=SMALL)
+
+
+async def _logits(engine: Engine, pieces: list[list[int]]) -> np.ndarray:
+    s = await engine.open_session()
+    try:
+        return np.concatenate([await engine.forward(s, p, all_logits=True) for p in pieces])
+    finally:
+        await engine.close_session(s)
+
+
+async def test_continuing_a_session_equals_one_pass(dense):  # type: ignore[no-untyped-def]
+    eng = Engine(dense.layout, InProcessBackend(dense.shards))
+    whole = await _logits(eng, [PROMPT])
+    split = await _logits(eng, [PROMPT[:4], PROMPT[4:7], [PROMPT[7]], PROMPT[8:]])
+    np.testing.assert_allclose(split, whole, atol=1e-3)
+    assert (split.argmax(-1) == whole.argmax(-1)).all()
+
+
+async def test_prompt_chunks_equal_one_batch(dense):  # type: ignore[no-untyped-def]
+    whole = await _logits(Engine(dense.layout, InProcessBackend(dense.shards)), [PROMPT])
+    chunked = await _logits(Engine(dense.layout, InProcessBackend(dense.shards), prompt_chunk=3), [PROMPT])
+    np.testing.assert_allclose(chunked, whole, atol=1e-3)
+
+
+async def test_sessions_are_isolated_and_closed(dense):  # type: ignore[no-untyped-def]
+    backend = InProcessBackend(dense.shards)
+    eng = Engine(dense.layout, backend)
+    alone = await _logits(eng, [PROMPT])
+    a, b = await eng.open_session(), await eng.open_session()
+    await eng.forward(b, [1, 500, 501])           # another conversation interleaved
+    got = [await eng.forward(a, PROMPT[:5], all_logits=True)]
+    await eng.forward(b, [502])
+    got.append(await eng.forward(a, PROMPT[5:], all_logits=True))
+    np.testing.assert_allclose(np.concatenate(got), alone, atol=1e-3)
+    # per-layer history of normalized attention inputs, ready for a replay
+    assert a.attention_history(0).shape == (len(PROMPT), dense.cfg.n_embd)
+    await eng.close_session(a)
+    await eng.close_session(b)
+    held = [s for s in dense.shards.values() if hasattr(s, "sessions") and s.sessions]
+    assert held == []
+    with pytest.raises(SessionError):
+        await eng.forward(a, [5])
+
+
+async def test_context_limit():  # type: ignore[no-untyped-def]
+    m = load_model(DENSE, context_limit=8)
+    eng = Engine(m.layout, InProcessBackend(m.shards))
+    s = await eng.open_session()
+    await eng.forward(s, PROMPT[:6])
+    with pytest.raises(ModelError, match="context"):
+        await eng.forward(s, PROMPT[6:9])
+    await eng.close_session(s)
+
+
+async def test_two_phases_per_layer_and_partial_sums(dense):  # type: ignore[no-untyped-def]
+    backend = RecordingBackend(dense.shards)
+    eng = Engine(dense.layout, backend)
+    await _logits(eng, [PROMPT[:3]])
+    kinds = [ph[0][1] for ph in backend.phases]
+    n = dense.cfg.n_layer
+    assert kinds == ["embed"] + ["attention", "ffn"] * n + ["logits"]
+    # the small fragments split every phase over several shards, whose partial outputs were summed
+    assert all(len(ph) > 1 for ph in backend.phases[1:-1])
+
+
+async def test_moe_calls_only_the_routed_experts(moe):  # type: ignore[no-untyped-def]
+    backend = RecordingBackend(moe.shards)
+    eng = Engine(moe.layout, backend)
+    s = await eng.open_session()
+    await eng.forward(s, PROMPT)
+    backend.phases.clear()
+    await eng.forward(s, [451])                   # one token: exactly top-k experts per layer
+    await eng.close_session(s)
+    cfg = moe.cfg
+    ffn_phases = [ph for ph in backend.phases if ph[0][1] == "ffn"]
+    assert len(ffn_phases) == cfg.n_layer
+    for il, ph in enumerate(ffn_phases):
+        experts = {e for e, frags in moe.layout.experts[il].items() for f, *_ in ph if f in frags}
+        assert len(experts) == cfg.n_expert_used
+
+
+async def test_generation_stops_at_eog_and_stop_strings(dense):  # type: ignore[no-untyped-def]
+    from libp2pia.model.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_metadata(dense.metadata)
+    eng = Engine(dense.layout, InProcessBackend(dense.shards))
+
+    async def run(**kw):  # type: ignore[no-untyped-def]
+        s = await eng.open_session()
+        g = Generation(eng, s, PROMPT, 20, decode=tok.decode, **kw)
+        streamed = [t.id async for t in g.stream()]
+        await eng.close_session(s)
+        assert streamed == g.tokens
+        return g.result()
+
+    free = await run()
+    assert free.stop_reason == "length" and len(free.tokens) == 20
+    eog = await run(eog={free.tokens[5]})
+    assert eog.stop_reason == "eog" and eog.tokens == free.tokens[:free.tokens.index(free.tokens[5]) + 1]
+    text = tok.decode(free.tokens)
+    stop = text[len(text) // 2:len(text) // 2 + 3]
+    cut = await run(stop_strings=[stop])
+    assert cut.stop_reason == "stop_string" and stop not in cut.text and text.startswith(cut.text)
+
+
+async def test_seeded_sampling_is_reproducible(dense):  # type: ignore[no-untyped-def]
+    runner = LocalRunner(dense, __import__("libp2pia.model.tokenizer", fromlist=["Tokenizer"]).Tokenizer
+                         .from_metadata(dense.metadata), Engine(dense.layout, InProcessBackend(dense.shards)))
+    p = dict(temperature=1.0, top_k=40, top_p=0.95, min_p=0.01, seed=7)
+    a = await runner.generate(PROMPT, 12, SamplingParams(**p))
+    b = await runner.generate(PROMPT, 12, SamplingParams(**p))
+    c = await runner.generate(PROMPT, 12, SamplingParams(**{**p, "seed": 8}))
+    assert a.tokens == b.tokens and a.tokens != c.tokens
+
+
+def test_cli_generate_json(capsys):  # type: ignore[no-untyped-def]
+    from libp2pia.cli import main
+
+    assert main(["generate", str(DENSE), "--prompt", "the capital of the country is", "-n", "6", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["prompt_tokens"][0] == 1 and len(out["tokens"]) == 6 and isinstance(out["text"], str)
+    assert out["timing"]["prompt_tokens_per_s"] > 0 and out["timing"]["decode_tokens_per_s"] > 0
+    # greedy through the CLI = the golden greedy tokens llama.cpp produced for the same prompt
+    ref = np.load(Path(__file__).parent / "golden" / "dense-q4_k_m-p0.npz")
+    assert out["prompt_tokens"] == ref["prompt"].tolist()
+    assert out["tokens"] == ref["greedy"][:6].tolist()
+
+
+def test_worker_shards_from_fragment_files_match_the_gguf(tmp_path, dense):  # type: ignore[no-untyped-def]
+    """A worker builds shards from its fragment files and the manifest alone; they compute what the
+    in-memory plan's shards compute."""
+    from libp2pia.engine.loader import shard_from_file
+    from libp2pia.engine.local import execute
+    from libp2pia.fragments import fragment
+
+    manifest = fragment(DENSE, tmp_path / "frags", max_fragment_bytes=SMALL)
+    from libp2pia.model.config import ModelConfig
+
+    assert ModelConfig.from_manifest(manifest) == dense.cfg
+    x = np.random.default_rng(3).standard_normal((3, dense.cfg.n_embd)).astype(np.float32)
+    pos = np.arange(3, dtype=np.int32)
+    checked = set()
+    for i, entry in enumerate(manifest["fragments"]):           # same planner, same limit: same order
+        names = {s["tensor"] for s in entry["slices"]}
+        kind = {"attention": "attention", "ffn": "ffn"}.get(entry["role"])
+        if entry["role"] == "vocab":
+            kind = "logits" if "output.weight" in names else "embed"
+        if kind is None or kind in checked:
+            continue
+        checked.add(kind)
+        worker = shard_from_file(manifest, entry, tmp_path / "frags" / entry["file"])
+        arg = np.array([entry["slices"][0]["rows"][0]], np.int32) if kind == "embed" else x
+        call = ShardCall(entry["id"], kind, entry["layer"], pos[:len(arg)], arg)
+        np.testing.assert_array_equal(execute(worker, "w", call).y, execute(dense.shards[f"plan-{i:05d}"], "w", call).y)
+    assert checked == {"attention", "ffn", "embed", "logits"}

@@ -1,0 +1,214 @@
+"""Every bad input gives one line saying what and where, exit code 1, no traceback, and leaves
+nothing behind (no output, no temp files) and overwrites nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from libp2pia.cli import main
+from libp2pia.fragments import fragment
+from libp2pia.fragments.manifest import with_model_id
+from libp2pia.gguf.synth import SynthConfig, write_synthetic
+
+LIMIT = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic(tmp_path_factory.mktemp("bad") / "m.gguf", SynthConfig(kind="moe", n_vocab=320))
+
+
+@pytest.fixture()
+def frags(model: Path, tmp_path: Path) -> Path:
+    fragment(model, tmp_path / "frags", LIMIT)
+    return tmp_path / "frags"
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("libp2pia: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def nothing_left(parent: Path, *allowed: str) -> None:
+    assert sorted(p.name for p in parent.iterdir()) == sorted(allowed)
+
+
+def _mutated(model: Path, tmp_path: Path, how: str) -> Path:
+    raw = bytearray(model.read_bytes())
+    if how == "not-gguf":
+        raw = bytearray(b"\x7fELF" + bytes(100))
+    elif how == "truncated":
+        raw = raw[:5000]
+    elif how == "version":
+        raw[4:8] = struct.pack("<I", 9)
+    elif how == "qtype":
+        name = b"blk.0.attn_v.weight"
+        pos = raw.index(struct.pack("<Q", len(name)) + name) + 8 + len(name)
+        struct.pack_into("<I", raw, pos + 4 + 8 * 2, 99)
+    elif how == "bounds":
+        raw = raw[:-4096]
+    p = tmp_path / "in" / f"{how}.gguf"
+    p.parent.mkdir()
+    p.write_bytes(raw)
+    return p
+
+
+@pytest.mark.parametrize("how,message", [
+    ("not-gguf", r"not a GGUF file \(bad magic b'\\x7fELF'\)"),
+    ("truncated", "truncated GGUF header while reading"),
+    ("version", "unsupported GGUF version 9"),
+    ("qtype", r"tensor blk\.0\.attn_v\.weight has unknown quant type 99"),
+    ("bounds", r"tensor output\.weight data \[\d+, \d+\) is out of bounds"),
+])
+def test_bad_gguf_to_fragment(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                              how: str, message: str) -> None:
+    src = _mutated(model, tmp_path, how)
+    out_parent = tmp_path / "out"
+    out_parent.mkdir()
+    line = run_cli(capsys, "fragment", str(src), "-o", str(out_parent / "frags"))
+    assert str(src) in line
+    assert re.search(message, line), line
+    nothing_left(out_parent)
+    if how != "bounds":  # plan reads the header only, so it sees the same header errors
+        run_cli(capsys, "plan", str(src))
+
+
+def test_fragment_refuses_non_empty_output(model: Path, frags: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(p.name for p in frags.iterdir())
+    line = run_cli(capsys, "fragment", str(model), "-o", str(frags))
+    assert "already exists" in line
+    assert sorted(p.name for p in frags.iterdir()) == before
+
+
+def test_missing_fragment(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = json.loads((frags / "manifest.json").read_text())
+    victim = manifest["fragments"][3]
+    (frags / victim["file"]).unlink()
+    line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(tmp_path / "out.gguf"))
+    assert f"missing fragment #3 {victim['file']}" in line
+    assert not (tmp_path / "out.gguf").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_corrupted_fragment_never_overwrites(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = json.loads((frags / "manifest.json").read_text())
+    victim = frags / manifest["fragments"][5]["file"]
+    raw = bytearray(victim.read_bytes())
+    raw[-7] ^= 0xFF
+    victim.write_bytes(raw)
+    out = tmp_path / "out.gguf"
+    out.write_bytes(b"precious")
+    line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(out), "--force")
+    assert f"corrupted fragment #5 {victim.name}" in line
+    assert out.read_bytes() == b"precious"
+    nothing_left(tmp_path, "frags", "out.gguf")
+
+
+def test_swapped_fragment_files(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = json.loads((frags / "manifest.json").read_text())
+    a, b = (frags / manifest["fragments"][i]["file"] for i in (1, 2))
+    tmp = frags / "swap"
+    a.rename(tmp)
+    b.rename(a)
+    tmp.rename(b)
+    line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(tmp_path / "out.gguf"))
+    assert "corrupted fragment #1" in line
+    assert not (tmp_path / "out.gguf").exists()
+
+
+def test_swapped_entries_with_recomputed_model_id(frags: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Even a consistent-looking manifest (ids swapped, model id recomputed) is caught by the
+    fragment's own metadata."""
+    manifest = json.loads((frags / "manifest.json").read_text())
+    fr = manifest["fragments"]
+    fr[1]["id"], fr[2]["id"] = fr[2]["id"], fr[1]["id"]
+    fr[1]["file"], fr[2]["file"] = fr[2]["file"], fr[1]["file"]
+    del manifest["model_id"]
+    (frags / "manifest.json").write_text(json.dumps(with_model_id(manifest)))
+    line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(tmp_path / "out.gguf"))
+    assert "does not match its manifest entry (swapped or foreign fragment)" in line
+    assert not (tmp_path / "out.gguf").exists()
+
+
+@pytest.mark.parametrize("edit", ["layer", "sha", "garbage"])
+def test_edited_manifest(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str) -> None:
+    path = frags / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if edit == "layer":
+        manifest["fragments"][4]["layer"] = 99
+        path.write_text(json.dumps(manifest))
+        expect = "manifest was edited"
+    elif edit == "sha":
+        manifest["source"]["sha256"] = "0" * 64
+        path.write_text(json.dumps(manifest))
+        expect = "manifest was edited"
+    else:
+        path.write_text("{not json")
+        expect = "not a JSON manifest"
+    line = run_cli(capsys, "reassemble", str(path), "-o", str(tmp_path / "out.gguf"))
+    assert expect in line and str(path) in line
+    assert not (tmp_path / "out.gguf").exists()
+
+
+def test_reassemble_refuses_existing_output(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.gguf"
+    out.write_bytes(b"keep me")
+    line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(out))
+    assert "already exists" in line and out.read_bytes() == b"keep me"
+
+
+def test_bad_sizes_and_replication(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "not a size" in run_cli(capsys, "plan", str(model), "--max-fragment-size", "ten")
+    assert "below the minimum" in run_cli(capsys, "plan", str(model), "--max-fragment-size", "100")
+    assert "replication" in run_cli(capsys, "plan", str(model), "--replication", "3,x")
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + struct.pack("<I", 1))
+    r = subprocess.run([sys.executable, "-m", "libp2pia", "fragment", str(bad), "-o", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"libp2pia: error: {bad}: unsupported GGUF version 1 (supported: 2, 3)"
+    assert not (tmp_path / "o").exists()
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_manifest_cannot_point_outside_its_directory(frags: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = json.loads((frags / "manifest.json").read_text())
+    manifest["fragments"][0]["id"] = "../../escape"
+    manifest["fragments"][0]["file"] = "../../escape.gguf"
+    del manifest["model_id"]
+    (frags / "manifest.json").write_text(json.dumps(with_model_id(manifest)))
+    line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(tmp_path / "out.gguf"))
+    assert "fragment #0 has no valid id/file" in line
+
+
+def test_unknown_architecture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gguf import GGUFWriter
+
+    src = tmp_path / "bert.gguf"
+    w = GGUFWriter(str(src), "bert")
+    w.add_tensor("token_embd.weight", __import__("numpy").zeros((4, 32), "float32"))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    line = run_cli(capsys, "fragment", str(src), "-o", str(tmp_path / "out"))
+    assert "unsupported architecture 'bert' (supported: llama, mistral3, gemma3, deepseek2)" in line
+    assert not (tmp_path / "out").exists()
