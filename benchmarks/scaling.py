@@ -67,14 +67,88 @@ def latency_row(plan: PlanArrays, cfg: Config) -> dict[str, Any]:
     return {**rep["latency"], "network": cfg.network, "coverage": rep["coverage"]}
 
 
+def tables(res: dict[str, Any]) -> str:
+    """The markdown tables docs/scaling.md quotes, from a results JSON."""
+    out = ["| model | fragments | always-active | routed-expert | GB | peers ×3 | ×5 | "
+           "fragment calls/token | s/token LAN | fibre | mobile | up ≥95 % to (×3 / ×5) | "
+           "clean ≥95 % to (×3 / ×5) |", "|" + "---|" * 13]
+    for name, m in res["models"].items():
+        s, lat = m["summary"], m["latency"]
+        out.append(f"| {name} | {s['fragments']:,} | {s['always_fragments']:,} | {s['conditional_fragments']:,} | "
+                   f"{s['bytes'] / 1e9:.1f} | {s['peers_one_per_replica']['3']:,} | {s['peers_one_per_replica']['5']:,} | "
+                   f"{lat['fibre']['fragments_per_token']:.0f} | {lat['lan']['mean_s_per_token']:.1f} | "
+                   f"{lat['fibre']['mean_s_per_token']:.1f} | {lat['mobile']['mean_s_per_token']:.1f} | "
+                   f"{100 * m['up_to']['3']:.0f} % / {100 * m['up_to']['5']:.0f} % | "
+                   f"{100 * m['clean_up_to']['3']:.0f} % / {100 * m['clean_up_to']['5']:.0f} % |")
+    out += ["", "| always-active ×RA | peers ×3 / ×5 | up ≥95 % to (×3 / ×5) | clean ≥95 % to (×3 / ×5) |",
+            "|---|---|---|---|"]
+    ml3 = res["models"]["mistral-large-3"]
+    out.append(f"| same as R | {ml3['summary']['peers_one_per_replica']['3']:,} / "
+               f"{ml3['summary']['peers_one_per_replica']['5']:,} | {100 * ml3['up_to']['3']:.0f} % / "
+               f"{100 * ml3['up_to']['5']:.0f} % | {100 * ml3['clean_up_to']['3']:.0f} % / "
+               f"{100 * ml3['clean_up_to']['5']:.0f} % |")
+    for ra, b in res["always_boost"].items():
+        out.append(f"| ×{ra} | {b['peers']['3']:,} / {b['peers']['5']:,} | {100 * b['up_to']['3']:.0f} % / "
+                   f"{100 * b['up_to']['5']:.0f} % | {100 * b['clean_up_to']['3']:.0f} % / "
+                   f"{100 * b['clean_up_to']['5']:.0f} % |")
+    out += ["", "| R | always ×RA | failed | model up (sim) | closed form | tokens clean while up | "
+            "expert choices replaced while up |", "|---|---|---|---|---|---|---|"]
+    for ra, src in [("R", ml3)] + [(f"×{k}", v) for k, v in res["always_boost"].items()]:
+        for x in src["at_claims"]:
+            out.append(f"| ×{x['R']} | {ra} | {100 * x['fail']:.0f} % | {x['up_simulated']:.2f} | "
+                       f"{x['up_closed_form']:.3g} | {100 * x['clean_if_up']:.1f} % | "
+                       f"{100 * x['replaced_share_if_up']:.1f} % |")
+    out += ["", "| variant (Mistral Large 3, ×3) | s/token | slowest peer per phase, Σ | serial fan-out, Σ | "
+            "client upload MB/token | 30 / 100 / 500 tokens (min) |", "|---|---|---|---|---|---|"]
+    for k, v in res["latency_variants"].items():
+        out.append(f"| {k} | {v['mean_s_per_token']:.1f} | {v['slowest_peer_s_per_token']:.1f} | "
+                   f"{v['client_serial_s_per_token']:.1f} | {v['client_upload_mb_per_token']:.1f} | "
+                   f"{v['answer_30_tokens_s'] / 60:.1f} / {v['answer_100_tokens_s'] / 60:.0f} / "
+                   f"{v['answer_500_tokens_s'] / 60:.0f} |")
+    out += ["", "| churn, 24 h | peers registered | online (mean) | always-active part dark | "
+            "dark fragment-hours | re-replication GB/h | MB per peer-hour | from origin GB |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r, c in res["churn"].items():
+        out.append(f"| ×{r} | {c['peers']:,} | {100 * c['mean_online_fraction']:.1f} % | "
+                   f"{100 * c['always_part_dark_time_fraction']:.2f} % of the time | {c['dark_fragment_hours']:.2f} | "
+                   f"{c['repair_gb_per_hour']:.0f} | {c['repair_mb_per_peer_hour']:.2f} | "
+                   f"{c['origin_bytes'] / 1e9:.2f} |")
+    return "\n".join(out)
+
+
+def draw(res: dict[str, Any], img: Path) -> None:
+    """The PNGs of docs/scaling.md from a results dict (as stored in JSON)."""
+    img.mkdir(parents=True, exist_ok=True)
+    ml3 = res["models"]["mistral-large-3"]
+    choices = ml3["summary"]["moe_layers"] * ml3["summary"]["top_k"]
+    plots.survival_plot(ml3["survival"], img / "ml3_survival.png",
+                        f"Mistral Large 3 ({ml3['summary']['fragments']:,} fragments): a failure at once, "
+                        "one peer per replica", choices)
+    plots.survival_plot(res["always_boost"]["15"]["survival"], img / "ml3_survival_always15.png",
+                        "Mistral Large 3, always-active fragments ×15, routed experts ×R", choices)
+    plots.latency_plot(res["latency_vs_rtt"], img / "ml3_latency_vs_rtt.png",
+                       "Mistral Large 3 ×3: seconds per token vs round trip", res["profiles"])
+    c3 = res["churn"]["3"]
+    plots.churn_plot(c3["series"], img / "ml3_churn.png",
+                     f"Mistral Large 3 ×3 under churn, {c3['peers']:,} peers registered")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--churn-hours", type=float, default=24.0)
     ap.add_argument("--quick", action="store_true", help="few trials, short churn (a smoke run)")
+    ap.add_argument("--tables", metavar="JSON", help="only print the markdown tables of a results JSON")
+    ap.add_argument("--replot", metavar="JSON", help="only redraw the PNGs from a results JSON")
     ap.add_argument("--img", default=str(ROOT / "docs" / "img"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "scaling.json"))
     args = ap.parse_args()
+    if args.tables:
+        print(tables(json.loads(Path(args.tables).read_text())))
+        return 0
+    if args.replot:
+        draw(json.loads(Path(args.replot).read_text()), Path(args.img))
+        return 0
     if args.quick:
         args.trials, args.churn_hours = 2, 1.0
     img = Path(args.img)
@@ -95,9 +169,6 @@ def main() -> int:
               + ", ".join(f"{k} {v['mean_s_per_token']:.2f} s/token" for k, v in m["latency"].items()), flush=True)
 
     ml3 = plans["mistral-large-3"]
-    plots.survival_plot(res["models"]["mistral-large-3"]["survival"], img / "ml3_survival.png",
-                        f"Mistral Large 3 ({ml3.n:,} fragments): tokens served after a failure at once, "
-                        f"one peer per replica")
     # the remedy: many more replicas of the 1,385 always-active fragments only
     boost: dict[str, Any] = {}
     for ra in (10, 15, 20):
@@ -108,8 +179,6 @@ def main() -> int:
                      "peers": {r: Config(replication=r, always_replication=ra).n_peers(ml3) for r in (3, 5)}}
         print(f"always x{ra}: up to {boost[ra]['up_to']}, clean up to {boost[ra]['clean_up_to']}", flush=True)
     res["always_boost"] = boost
-    plots.survival_plot(boost[15]["survival"], img / "ml3_survival_always15.png",
-                        "Mistral Large 3, always-active fragments ×15, routed experts ×R")
     # latency: variants and RTT sweep
     base = Config(replication=3)
     variants = {
@@ -137,8 +206,6 @@ def main() -> int:
     rtt_rows = latency_vs_rtt(ml3, [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0], base)
     profiles = [latency_vs_rtt(ml3, [1.0], replace(base, network=n))[0] for n in ("lan", "fibre", "mobile")]
     res["latency_vs_rtt"], res["profiles"] = rtt_rows, profiles
-    plots.latency_plot(rtt_rows, img / "ml3_latency_vs_rtt.png", "Mistral Large 3: seconds per token vs round trip",
-                       profiles)
     # churn
     churn: dict[str, Any] = {}
     for r in (3, 5):
@@ -146,14 +213,14 @@ def main() -> int:
         churn[r] = c
         print(f"churn x{r}: {({k: v for k, v in c.items() if k != 'series'})}", flush=True)
     res["churn"] = churn
-    plots.churn_plot(churn[3]["series"], img / "ml3_churn.png",
-                     f"Mistral Large 3 ×3 under churn, {churn[3]['peers']:,} peers registered")
     res["elapsed_s"] = time.perf_counter() - t0
+    draw(json.loads(json.dumps(res, default=str)), img)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(res, indent=1, default=str))
     os.replace(tmp, out)
+    print(tables(json.loads(out.read_text())))
     print(f"wrote {out} and {img}/*.png in {res['elapsed_s']:.0f} s")
     return 0
 

@@ -52,8 +52,18 @@ def test_inspect_tables(ml3: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "blk.60.ffn_down_exps.weight" in out and "0..127" in out
 
 
-def test_plan_mistral_large_3_from_header_only(ml3: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    plan = json.loads(run_ok(capsys, "plan", str(ml3), "--json", "--replication", "3,5"))
+def test_plan_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mixtral = write_preset("mixtral-8x7b", tmp_path / "mixtral.gguf")
+    plan = json.loads(run_ok(capsys, "plan", str(mixtral), "--json", "--replication", "3,5"))
+    assert plan["architecture"] == "llama" and plan["summary"]["fragments"] == len(plan["fragments"])
+    assert plan["summary"]["per_token"]["experts_used"] == 2
+    assert set(plan["summary"]["peers"]["by_replication"]) == {"3", "5"}
+
+
+def test_plan_mistral_large_3_from_header_only(ml3: Path) -> None:
+    from libp2pia.fragments import plan as make_plan
+
+    plan = make_plan(ml3, replication=(3, 5))
     s = plan["summary"]
     fr = plan["fragments"]
     assert s["fragments"] == len(fr) and all("id" not in f for f in fr)
@@ -74,8 +84,9 @@ def test_plan_mistral_large_3_from_header_only(ml3: Path, capsys: pytest.Capture
     assert all(s_["expert"] is None for f in fr if f["role"] == "shared_expert" for s_ in f["slices"])
 
 
-def test_plan_human_output(ml3: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = run_ok(capsys, "plan", str(ml3), "--max-fragment-size", "20MiB", "--replication", "2")
+def test_plan_human_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mixtral = write_preset("mixtral-8x7b", tmp_path / "mixtral.gguf")
+    out = run_ok(capsys, "plan", str(mixtral), "--max-fragment-size", "20MiB", "--replication", "2")
     assert "class conditional" in out and "R=2:" in out and "touched per token" in out
 
 

@@ -93,3 +93,16 @@ def test_gemma_straight_from_gguf(gemma_path: Path, gemma_cut: tuple) -> None:
         q = attn.get(f"blk.{attn.layer}.attn_q.weight")
         assert q.qtype.name == "Q5_0" and q.data.dtype == np.uint8 and q.data.shape == (1024, 440)
         assert attn.get(f"blk.{attn.layer}.attn_q_norm.weight").values().shape == (256,)
+
+
+def test_gemma_header_split_into_core_parts(gemma_path: Path) -> None:
+    """A 6.2 MiB header with a 1 MiB limit: several core parts tiling [0, data_start), each within the limit."""
+    from libp2pia.fragments import plan
+
+    p = plan(gemma_path, 1024 * 1024)
+    core = [f for f in p["fragments"] if f["role"] == "core"]
+    spans = sorted(tuple(s["bytes"]) for f in core for s in f["slices"] if s["type"] == "bytes")
+    assert len(core) >= 7 and all(f["bytes"] <= 1024 * 1024 for f in core)
+    assert spans[0][0] == 0 and spans[-1][1] == p["source"]["header_bytes"]
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert not p["summary"]["oversize"]

@@ -52,7 +52,8 @@ def test_dedupe_providers_merges_addresses() -> None:
     assert [(p.peer_id, p.addrs) for p in out] == [(a, [x, y]), (b, [x])]
 
 
-async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path) -> None:
+@pytest.mark.parametrize("server", [True, False], ids=["server-mode", "client-mode"])
+async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path, server: bool) -> None:
     good, target = manifest("gemma3"), manifest("mixtral")
     (tmp_path / "good.json").write_text(json.dumps(good))
     (tmp_path / "target.json").write_text(json.dumps(target))
@@ -62,7 +63,7 @@ async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path)
             async with spawn("dht", "--bootstrap", b, "--provide", F1, F2, "--manifest", str(tmp_path / "good.json")) as prov, \
                     spawn("dht", "--bootstrap", b, "--forge", str(tmp_path / "target.json")) as forger:
                 async with open_host() as net:
-                    dht = Dht(net)
+                    dht = Dht(net, server=server)
                     assert await dht.start([b]) == 1
                     assert dht.routing_table_size >= 2  # the refresh found peers beyond the bootstrap node
                     for fid in (F1, F2):
@@ -74,6 +75,11 @@ async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path)
                     info = next(p for p in await dht.find_providers(F1) if p.peer_id.to_base58() == prov["peer_id"])
                     await net.connect(info)
                     assert await dht.get_manifest(good["model_id"]) == good
+                    # a provider that appears later is found too (py-libp2p alone would answer
+                    # from the entry it cached above)
+                    async with spawn("dht", "--bootstrap", b, "--provide", F1) as late:
+                        ids = {p.peer_id.to_base58() for p in await dht.find_providers(F1)}
+                        assert {prov["peer_id"], late["peer_id"]} <= ids
                     # the forger's record was refused everywhere; the real one was never published
                     assert await dht.get_manifest(target["model_id"]) is None
                     assert forger["process"].returncode is None

@@ -67,8 +67,11 @@ async def test_dead_peer_is_peer_unavailable() -> None:
                 c = ComputeClient(client_host, timeout=5)
                 await c.open_session(server.peer_id, "s")
                 pid = server.peer_id
+            seen: list = []
+            c.observer = lambda p, ok: seen.append((p, ok))
             with pytest.raises(PeerUnavailable):
                 await c.compute(pid, "s", [call(F1, 1, np.ones((1, 4), np.float32))])
+            assert seen == [(pid.to_base58(), False)]
             await c.aclose()
 
 
@@ -171,4 +174,20 @@ async def test_overloaded_worker_says_so() -> None:
                 release.set()
             np.testing.assert_array_equal(results["a"][0], 2 * x + 1)
             assert stats.inflight == 0
+            await c.aclose()
+
+
+async def test_fan_out_reports_each_peer_separately() -> None:
+    x = np.ones((2, 4), np.float32)
+    with trio.fail_after(30):
+        async with open_host() as w1, open_host() as w2, open_host() as client_host:
+            for w in (w1, w2):
+                w.handle(PROTOCOL_ID, compute_handler(ToyService()))
+                await client_host.connect(w.addrs[0])
+            c = ComputeClient(client_host)
+            await c.open_session(w1.peer_id, "s")  # w2 never sees an open: UNKNOWN_SESSION
+            out = await c.fan_out("s", {w1.peer_id: [call(F1, 1, x), call(F2, 2, x)], w2.peer_id: [call(F1, 3, x)]})
+            r1, r2 = out[w1.peer_id.to_base58()], out[w2.peer_id.to_base58()]
+            np.testing.assert_array_equal(r1[1], 2 * x + 2)
+            assert isinstance(r2, RemoteError) and r2.code == "UNKNOWN_SESSION"
             await c.aclose()

@@ -8,7 +8,7 @@ import pytest
 from libp2pia.limits import MiB
 from libp2pia.sim.coverage import expert_popularity
 from libp2pia.sim.latency import LatencyParams, token_latency
-from libp2pia.sim.peers import Peers, client_link, make_peers
+from libp2pia.sim.peers import Peers, client_link
 from libp2pia.sim.placement import place
 from libp2pia.sim.plan import plan_arrays
 from libp2pia.sim.scenario import Config, run

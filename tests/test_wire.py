@@ -28,7 +28,7 @@ from libp2pia.wire.fragment import (
     encode_fragment_request,
 )
 from libp2pia.wire.framing import FrameDecoder, decode_varint, encode_frame, encode_varint
-from libp2pia.wire.manifest import decode_manifest_record, encode_manifest_record, manifest_model_id
+from libp2pia.wire.manifest import canonical_json, decode_manifest_record, encode_manifest_record, manifest_model_id
 from libp2pia.wire.tensor import decode_tensor, encode_tensor
 
 DECODERS = [
@@ -259,6 +259,7 @@ def test_model_id_agrees_with_the_fragment_writer() -> None:
     assert manifest_model_id(written) == written["model_id"] == manifest_model_id(m)
     assert written["model_id"] == hashlib.sha256(canonical_bytes(m)).hexdigest()
     assert decode_manifest_record(encode_manifest_record(written), written["model_id"]) == written
+    assert canonical_json(m) == canonical_bytes(m) == canonical_bytes(written)
 
 
 @given(st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=5))

@@ -1,4 +1,5 @@
-"""``libp2pia demo``: the main job on the default model (for now: fragment it, reassemble it, compare)."""
+"""``libp2pia demo``: the main job on the default model — the peer-to-peer swarm demo (``libp2pia swarm``
+with its defaults); ``--reassemble`` runs the fragment → reassemble → sha256 check instead."""
 
 from __future__ import annotations
 
@@ -12,15 +13,27 @@ from ._report import summary_text
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="fragment the default model (Gemma 3 270M Q4_K_M), reassemble it, compare",
-                       description="Assemble the bundled default model if needed, cut it into fragments in a "
-                                   "temporary directory, reassemble it and check the sha256 matches.")
-    p.add_argument("--model", help="use this GGUF instead of the default model")
-    p.add_argument("--max-fragment-size", default="10MiB", help="fragment size limit (default 10MiB)")
+    from .swarm import add_swarm_args
+
+    p = sub.add_parser("demo", help="the main demo: generate through a local peer-to-peer swarm (default model)",
+                       description="Same as `libp2pia swarm`: fragment the default model (Gemma 3 270M Q4_K_M), "
+                                   "start a bootstrap node, a relay and worker processes on loopback, generate an "
+                                   "answer through them, stop everything. --reassemble instead cuts the model "
+                                   "into fragments, reassembles it and checks the sha256.")
+    add_swarm_args(p)
+    p.add_argument("--reassemble", action="store_true", help="run the fragment/reassemble round trip instead")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.reassemble:
+        from .swarm import run as run_swarm
+
+        return run_swarm(args)
+    return reassemble_demo(args)
+
+
+def reassemble_demo(args: argparse.Namespace) -> int:
     from ..default_model import default_model_path
     from ..fragments import file_sha256, fragment, reassemble, summary
 

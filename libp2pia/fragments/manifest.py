@@ -10,6 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from gguf import GGMLQuantizationType
+
 from .. import limits
 from ..errors import ManifestError
 from .fileformat import FragmentSpec
@@ -19,15 +21,23 @@ FORMAT = "libp2pia-manifest"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+_TYPE_NAMES = {t: t.name for t in GGMLQuantizationType}  # Enum.name is slow in a 10^5 loop
+
+
 def slice_json(s: AnySlice) -> dict[str, Any]:
     if isinstance(s, ByteSlice):
-        return {"tensor": s.name, "type": "bytes", "shape": [s.n_bytes], "expert": None, "rows": None,
+        return {"tensor": s.name, "type": "bytes", "shape": [s.stop - s.start], "expert": None, "rows": None,
                 "cols": None, "planes": None, "bytes": [s.start, s.stop], "replica": False}
-    three_d = len(s.info.shape) > 2
-    return {"tensor": s.name, "type": s.qtype.name, "shape": list(s.shape),
+    info = s.info
+    ndim = len(info.shape)
+    shape = [s.c1 - s.c0, s.r1 - s.r0] if ndim > 1 else [s.c1 - s.c0]
+    planes = None
+    if ndim > 2 and not s.drop_plane:
+        shape.append(s.p1 - s.p0)
+        planes = [s.p0, s.p1]
+    return {"tensor": info.name, "type": _TYPE_NAMES[info.qtype], "shape": shape,
             "expert": s.p0 if s.drop_plane else None, "rows": [s.r0, s.r1], "cols": [s.c0, s.c1],
-            "planes": [s.p0, s.p1] if three_d and not s.drop_plane else None, "bytes": None,
-            "replica": s.replica}
+            "planes": planes, "bytes": None, "replica": s.replica}
 
 
 def fragment_json(spec: FragmentSpec, fragment_id: str | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@
 | gossip      | gossipsub for control messages, Heartbeats on a topic per model      |
 | peers       | PeerTable: alive / suspect / dead (pure)                             |
 | relay       | circuit relay v2 hop and client, AutoNAT, DCUtR                      |
+| routing     | plan_phase: one replica per call, grouped per peer (pure)            |
 
 Import the submodules directly (``from libp2pia.net.rpc import ComputeClient``):
 importing libp2p costs ~1 s, so this package imports nothing eagerly.

@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.records.utils import InvalidRecordType
 from libp2p.records.validator import NamespacedValidator, Validator
@@ -28,7 +29,7 @@ from ..errors import NetworkError, PeerUnavailable, ProtocolError
 from ..limits import DHT_QUERY_TIMEOUT_S, DHT_REFRESH_PERIOD_S, DHT_REFRESH_TIMEOUT_S
 from ..wire.compute import check_fragment_id
 from ..wire.manifest import MANIFEST_NAMESPACE, decode_manifest_record, encode_manifest_record, manifest_key
-from .framed import translate_link_errors
+from .framed import LINK_ERRORS, translate_link_errors
 from .host import NetHost
 
 log = logging.getLogger(__name__)
@@ -125,11 +126,45 @@ class Dht:
         with translate_link_errors(f"provide {fragment_id[:12]}", self.query_timeout):
             return bool(await self.kad.provide(check_fragment_id(fragment_id)))
 
-    async def find_providers(self, fragment_id: str, count: int = 20) -> list[PeerInfo]:
-        """Peers providing ``fragment_id``, one entry per peer (may include ourselves)."""
+    async def find_providers(self, fragment_id: str, count: int = 20, *, fresh: bool = True) -> list[PeerInfo]:
+        """Peers providing ``fragment_id``, one entry per peer (may include ourselves).
+
+        py-libp2p answers from its local provider store whenever that has any
+        entry, so a provider that appeared later is never seen (a CLIENT-mode
+        node gets no ADD_PROVIDER pushes). With ``fresh`` we also ask the peers
+        closest to the key and merge their answers with the local ones.
+        """
+        key_hex = check_fragment_id(fragment_id)
         with translate_link_errors(f"find providers of {fragment_id[:12]}", self.query_timeout):
-            found = await self.kad.find_providers(check_fragment_id(fragment_id), count)
-        return dedupe_providers(found)
+            found = list(await self.kad.find_providers(key_hex, count))
+            if fresh:
+                found += await self._ask_closest(bytes.fromhex(key_hex))
+        return dedupe_providers(found)[:count]
+
+    async def _ask_closest(self, key: bytes) -> list[PeerInfo]:
+        store = self.kad.provider_store
+        ask = getattr(store, "_get_providers_from_peer_with_closers", None)  # py-libp2p 0.8 internals
+        if ask is None:
+            return []
+        me = self.net.peer_id
+        peers = [p for p in await self.kad.peer_routing.find_closest_peers_network(key) if p != me]
+        out: list[PeerInfo] = []
+
+        async def one(peer: ID) -> None:
+            with trio.move_on_after(self.query_timeout / 2):
+                try:
+                    providers, _ = await ask(peer, key)
+                except LINK_ERRORS as exc:
+                    log.debug("GET_PROVIDERS to %s failed: %s", peer, exc)
+                    return
+                for info in providers:
+                    store.add_provider(key, info)  # keep the local cache current too
+                out.extend(providers)
+
+        async with trio.open_nursery() as nursery:
+            for peer in peers:
+                nursery.start_soon(one, peer)
+        return out
 
     async def put_manifest(self, manifest: dict[str, Any]) -> str:
         """Publish ``manifest`` under its model id; returns the model id."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,7 +35,8 @@ from libp2p.abc import INetStream
 from libp2p.peer.id import ID
 
 from ..errors import (
-    FragmentError, Libp2piaError, MissingFragment, PeerUnavailable, ProtocolError, RemoteError, SessionError,
+    FragmentError, Libp2piaError, MissingFragment, NetworkError, PeerUnavailable, ProtocolError, RemoteError,
+    SessionError,
 )
 from ..limits import DEFAULT_REQUEST_TIMEOUT_S, MAX_MESSAGE_BYTES, STREAM_IDLE_TIMEOUT_S
 from ..wire.compute import (
@@ -186,8 +187,12 @@ class ComputeClient:
     RTT_ALPHA = 0.2
 
     def __init__(self, net: NetHost, *, timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
-                 max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+                 max_bytes: int = MAX_MESSAGE_BYTES,
+                 observer: Callable[[str, bool], None] | None = None) -> None:
+        """``observer(peer_id, reachable)`` hears every request's outcome: False when the
+        peer could not be reached or answered garbage (e.g. ``Heartbeats.observe``)."""
         self.net = net
+        self.observer = observer
         self.timeout = timeout
         self.max_bytes = max_bytes
         self._channels: dict[tuple[ID, str], _Channel] = {}
@@ -203,6 +208,10 @@ class ComputeClient:
 
     def _has_direct(self, pid: ID) -> bool:
         return any(conn_kind(c) == "direct" for c in self.net.host.get_network().get_connections(pid))
+
+    def _observe(self, pid: ID, ok: bool) -> None:
+        if self.observer is not None:
+            self.observer(pid.to_base58(), ok)
 
     async def _channel(self, pid: ID, session_id: str) -> _Channel:
         ch = self._channels.get((pid, session_id))
@@ -234,7 +243,11 @@ class ComputeClient:
         pid = to_peer_id(peer)
         key = (pid, session_id)
         t = self.timeout if timeout is None else timeout
-        ch = await self._channel(pid, session_id)
+        try:
+            ch = await self._channel(pid, session_id)
+        except PeerUnavailable:
+            self._observe(pid, False)
+            raise
         async with ch.lock:
             if self._channels.get(key) is not ch:  # dropped while we waited for the lock
                 return await self.request(pid, session_id, payload_for_id, timeout)
@@ -252,9 +265,11 @@ class ComputeClient:
                     raise ProtocolError(f"response id {resp.id} for request {req_id}")
             except trio.TooSlowError as exc:
                 await self._drop(key, reset=True)
+                self._observe(pid, False)
                 raise PeerUnavailable(f"{pid.to_base58()[:16]}: no answer within {t:.1f} s") from exc
             except (PeerUnavailable, ProtocolError):
                 await self._drop(key, reset=True)
+                self._observe(pid, False)
                 raise
             rtt = time.perf_counter() - t0
             old = self._rtt.get(pid)
@@ -262,6 +277,7 @@ class ComputeClient:
             self.requests += 1
             self.bytes_sent += len(payload)
             self.bytes_received += len(frame)
+        self._observe(pid, True)  # a typed error is still an answer: the peer is alive
         if resp.op == "error":
             raise resp.error.to_exception(pid.to_base58())
         return resp
@@ -302,6 +318,36 @@ class ComputeClient:
             if fid != c.fragment_id:
                 raise ProtocolError(f"result for {fid[:12]} where {c.fragment_id[:12]} was asked")
         return [y for _, y in resp.results]
+
+    async def fan_out(
+        self,
+        session_id: str,
+        per_peer: Mapping[ID | str, Sequence[CallLike]],
+        *,
+        activation_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+        result_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+        timeout: float | None = None,
+    ) -> dict[str, list[np.ndarray] | NetworkError]:
+        """One phase: every peer's calls in one message, all peers in parallel.
+
+        Returns, per peer id (base58), its results in call order or the
+        NetworkError it failed with (PeerUnavailable / ProtocolError /
+        RemoteError): the caller decides where to retry. Never raises those.
+        """
+        out: dict[str, list[np.ndarray] | NetworkError] = {}
+
+        async def one(peer: ID | str, calls: Sequence[CallLike]) -> None:
+            pid = to_peer_id(peer).to_base58()
+            try:
+                out[pid] = await self.compute(peer, session_id, calls, activation_dtype=activation_dtype,
+                                              result_dtype=result_dtype, timeout=timeout)
+            except NetworkError as exc:
+                out[pid] = exc
+
+        async with trio.open_nursery() as nursery:
+            for peer, calls in per_peer.items():
+                nursery.start_soon(one, peer, calls)
+        return out
 
     async def aclose(self) -> None:
         """Close every stream (does not close sessions on the workers)."""

@@ -20,6 +20,7 @@ network does not know yet, the client finds out by a failed call.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..limits import DEFAULT_HEARTBEAT_MISSES, DEFAULT_HEARTBEAT_PERIOD_S
 from .coverage import availability, coverage, expert_popularity
-from .peers import CLASSES, make_peers, uniform_storage
+from .peers import CLASSES, ClassProfile, make_peers, uniform_storage
 from .placement import place
 from .plan import PlanArrays
 
@@ -40,6 +41,7 @@ class ChurnParams:
     sample_s: float = 120.0
     origin_bps: float = 125e6        # the publisher's seed: 1 Gbit/s, used only when no peer holds a copy
     coverage_tokens: int = 200
+    classes: Mapping[str, ClassProfile] | None = None   # None: peers.DEFAULT_CLASSES
 
 
 @dataclass
@@ -72,7 +74,8 @@ class ChurnResult:
 def simulate_churn(plan: PlanArrays, cfg: Any, params: ChurnParams = ChurnParams()) -> ChurnResult:
     """Run churn for ``params.hours`` on the scenario ``cfg`` (a :class:`scenario.Config`)."""
     rng = np.random.default_rng([cfg.seed, 7])
-    peers = make_peers(cfg.n_peers(plan), rng, cfg.network, weight_bytes_per_s=cfg.weight_bytes_per_s)
+    peers = make_peers(cfg.n_peers(plan), rng, cfg.network, classes=params.classes,
+                       weight_bytes_per_s=cfg.weight_bytes_per_s)
     if cfg.storage_bytes is not None:
         peers = uniform_storage(peers, cfg.storage_bytes)
     n = peers.n
@@ -122,10 +125,10 @@ def simulate_churn(plan: PlanArrays, cfg: Any, params: ChurnParams = ChurnParams
             known = np.bincount(frag[active], minlength=plan.n)
             need = np.flatnonzero(known < target)
             if need.size:
-                b, o = _repair(plan, peers, rng, t, need, target[need] - known[need], frag, peer, ready, active,
-                               online, detected, used, slots, params)
-                if b is not None:
-                    frag, peer, ready, active, nb, nob, nr = b
+                grown = _repair(plan, peers, rng, t, need, target[need] - known[need], frag, peer, ready, active,
+                                online, detected, used, slots, params)
+                if grown is not None:
+                    frag, peer, ready, active, nb, nob, nr = grown
                     repair_bytes += nb
                     origin_bytes += nob
                     repairs += nr
@@ -152,12 +155,16 @@ def simulate_churn(plan: PlanArrays, cfg: Any, params: ChurnParams = ChurnParams
 def _repair(plan: PlanArrays, peers: Any, rng: np.random.Generator, t: float, need: np.ndarray,
             deficit: np.ndarray, frag: np.ndarray, peer: np.ndarray, ready: np.ndarray, active: np.ndarray,
             online: np.ndarray, detected: np.ndarray, used: np.ndarray, slots: np.ndarray,
-            params: ChurnParams) -> tuple[Any, float]:
-    """Schedule new replicas; at most one new fragment per target peer per step."""
+            params: ChurnParams) -> tuple[Any, ...] | None:
+    """Schedule new replicas, at most one per target peer per step.
+
+    Returns the grown replica arrays (frag, peer, ready, active) and the bytes moved,
+    the bytes taken from the origin and the number of copies; None when nothing moved.
+    """
     want = np.repeat(need, deficit)
     cand = np.flatnonzero(online & ~detected & (used < slots))
     if cand.size == 0 or want.size == 0:
-        return None, 0.0
+        return None
     # always-active first, onto the most stable candidates; the rest onto random candidates
     want = want[np.argsort(~plan.always[want], kind="stable")]
     cand = cand[np.lexsort((rng.random(cand.size), -peers.stability[cand]))]
@@ -176,7 +183,6 @@ def _repair(plan: PlanArrays, peers: Any, rng: np.random.Generator, t: float, ne
     nbytes = plan.bytes[want].astype(float)
     done = t + nbytes / bps + peers.rtt_s[tgt]
     np.add.at(used, tgt, 1)
-    out = (np.concatenate([frag, want.astype(frag.dtype)]), np.concatenate([peer, tgt.astype(peer.dtype)]),
-           np.concatenate([ready, done]), np.concatenate([active, np.ones(m, bool)]),
-           float(nbytes.sum()), float(nbytes[s < 0].sum()), m)
-    return out, 0.0
+    return (np.concatenate([frag, want.astype(frag.dtype)]), np.concatenate([peer, tgt.astype(peer.dtype)]),
+            np.concatenate([ready, done]), np.concatenate([active, np.ones(m, bool)]),
+            float(nbytes.sum()), float(nbytes[s < 0].sum()), m)

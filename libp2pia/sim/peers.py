@@ -103,10 +103,6 @@ class Peers:
         return int(self.cls.shape[0])
 
 
-def network_names() -> tuple[str, ...]:
-    return tuple(NETWORKS)
-
-
 def client_link(network: str) -> Link:
     """The client's own link: the laptop link of the profile."""
     return _profile(network)["laptop"]

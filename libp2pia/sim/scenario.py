@@ -8,7 +8,6 @@ a token takes on the survivors.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -140,7 +139,7 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
                 a["lost"] += av.lost_fragments
                 a["lost_always"] += int((~av.fragment_ok & plan.always).sum())
                 a["unavail_experts"] += int((~av.expert_ok[plan.moe_layers]).sum()) if plan.n_experts else 0
-                a["replaced"] += cov.replaced_per_token
+                a["replaced"] += cov.replaced_per_token if cov.none < 1.0 else 0.0
                 a["served"] += cov.none < 1.0
                 # the experts alone, as if the always-active part were whole: smooth, low-noise
                 up = coverage(plan, replace(av, always_ok=True), pop, base.routing_skew, base.coverage_tokens, rng)
@@ -173,11 +172,3 @@ def _median_rtt_ms(plan: PlanArrays, base: Config, scale: float) -> float:
     rng = np.random.default_rng(base.seed)
     p = make_peers(min(base.n_peers(plan), 20000), rng, base.network, rtt_scale=scale)
     return float(np.median(p.rtt_s) * 1e3)
-
-
-def answer_minutes(seconds_per_token: float, tokens: int) -> float:
-    return seconds_per_token * tokens / 60.0
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b) if b else math.inf  # type: ignore[return-value]

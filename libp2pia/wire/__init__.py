@@ -6,10 +6,10 @@ Nothing here does I/O; ``libp2pia.net`` is the async shell around it.
 from __future__ import annotations
 
 from .framing import FrameDecoder, decode_varint, encode_frame, encode_varint
-from .manifest import manifest_model_id
+from .manifest import canonical_json, manifest_model_id
 from .tensor import DTYPES, decode_tensor, encode_tensor
 
 __all__ = [
-    "DTYPES", "FrameDecoder", "decode_tensor", "decode_varint", "encode_frame",
+    "DTYPES", "FrameDecoder", "canonical_json", "decode_tensor", "decode_varint", "encode_frame",
     "encode_tensor", "encode_varint", "manifest_model_id",
 ]

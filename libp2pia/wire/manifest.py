@@ -21,6 +21,12 @@ from .compute import parse_pb, check_fragment_id
 MANIFEST_NAMESPACE = "libp2pia-manifest"
 
 
+def canonical_json(obj: Any) -> bytes:
+    """Canonical bytes of any JSON object, in the same form as ``canonical_bytes``
+    (which also drops ``model_id``); a test keeps the two identical."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
 def manifest_model_id(manifest: dict[str, Any]) -> str:
     """sha256 hex of the canonical form of ``manifest`` without its ``model_id`` field."""
     return hashlib.sha256(canonical_bytes(manifest)).hexdigest()
@@ -35,9 +41,7 @@ def encode_manifest_record(manifest: dict[str, Any]) -> bytes:
     mid = manifest_model_id(manifest)
     if manifest.get("model_id", mid) != mid:
         raise ProtocolError(f"manifest says model_id {manifest.get('model_id')} but hashes to {mid}")
-    # Any JSON form will do here: receivers re-canonicalise before hashing.
-    body = json.dumps({**manifest, "model_id": mid}, separators=(",", ":")).encode()
-    data = pb.ManifestRecord(model_id=mid, manifest_json=body).SerializeToString()
+    data = pb.ManifestRecord(model_id=mid, manifest_json=canonical_json({**manifest, "model_id": mid})).SerializeToString()
     if len(data) > MAX_MANIFEST_RECORD_BYTES:
         raise ProtocolError(f"manifest record of {len(data)} bytes exceeds {MAX_MANIFEST_RECORD_BYTES}")
     return data
