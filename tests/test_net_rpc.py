@@ -67,8 +67,11 @@ async def test_dead_peer_is_peer_unavailable() -> None:
                 c = ComputeClient(client_host, timeout=5)
                 await c.open_session(server.peer_id, "s")
                 pid = server.peer_id
+            seen: list = []
+            c.observer = lambda p, ok: seen.append((p, ok))
             with pytest.raises(PeerUnavailable):
                 await c.compute(pid, "s", [call(F1, 1, np.ones((1, 4), np.float32))])
+            assert seen == [(pid.to_base58(), False)]
             await c.aclose()
 
 

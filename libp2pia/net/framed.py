@@ -98,9 +98,10 @@ class FramedStream:
             return self._ready.pop(0)
 
     async def close(self) -> None:
-        with contextlib.suppress(*LINK_ERRORS):
+        """Close (bounded: a stuck link must not hold up whoever is cleaning up)."""
+        with trio.move_on_after(DEFAULT_STREAM_OPEN_TIMEOUT_S), contextlib.suppress(*LINK_ERRORS):
             await self.stream.close()
 
     async def reset(self) -> None:
-        with contextlib.suppress(*LINK_ERRORS):
+        with trio.move_on_after(DEFAULT_STREAM_OPEN_TIMEOUT_S), contextlib.suppress(*LINK_ERRORS):
             await self.stream.reset()

@@ -26,11 +26,12 @@ from libp2p.pubsub.pubsub import Pubsub
 
 from ..errors import NetworkError, ProtocolError
 from ..limits import (
-    DEFAULT_HEARTBEAT_MISSES, DEFAULT_HEARTBEAT_PERIOD_S, GOSSIP_HEARTBEAT_INTERVAL_S,
+    DEFAULT_HEARTBEAT_MISSES, DEFAULT_HEARTBEAT_PERIOD_S, DEFAULT_REQUEST_TIMEOUT_S,
+    DEFAULT_STREAM_OPEN_TIMEOUT_S, GOSSIP_HEARTBEAT_INTERVAL_S,
     GOSSIP_MAX_MESSAGES_PER_TOPIC_PER_S, MAX_ANNOUNCE_BYTES,
 )
 from ..wire.announce import Announcement, decode_announcement, encode_announcement
-from .framed import LINK_ERRORS
+from .framed import translate_link_errors
 from .host import NetHost
 from .peers import PeerEvent, PeerState, PeerTable
 
@@ -64,13 +65,12 @@ class Gossip:
         the connection is made, so peers connected earlier never join the mesh."""
         await self.net.start_service(self.pubsub)
         await self.net.start_service(self.router)
-        await self.pubsub.wait_until_ready()
+        with translate_link_errors("pubsub start", DEFAULT_STREAM_OPEN_TIMEOUT_S):
+            await self.pubsub.wait_until_ready()
 
     async def publish(self, topic: str, data: bytes) -> None:
-        try:
+        with translate_link_errors(f"publish on {topic[:40]}", DEFAULT_REQUEST_TIMEOUT_S):
             await self.pubsub.publish(topic, data)
-        except LINK_ERRORS as exc:
-            raise NetworkError(f"publish on {topic}: {exc}") from exc
 
 
 class Heartbeats:
@@ -108,7 +108,8 @@ class Heartbeats:
         """
         self._announcement = announcement
         self.gossip.pubsub.set_topic_validator(self.topic, self._validate, False)
-        sub = await self.gossip.pubsub.subscribe(self.topic)
+        with translate_link_errors(f"subscribe {self.topic[:40]}", DEFAULT_REQUEST_TIMEOUT_S):
+            sub = await self.gossip.pubsub.subscribe(self.topic)
         self.gossip.net.nursery.start_soon(self._receive_loop, sub)
         self.gossip.net.nursery.start_soon(self._tick_loop)
         if announcement is not None:
@@ -130,6 +131,10 @@ class Heartbeats:
 
     def call_succeeded(self, peer_id: str) -> None:
         self._emit(self.table.on_call_success(peer_id, trio.current_time()))
+
+    def observe(self, peer_id: str, reachable: bool) -> None:
+        """Plug into ``ComputeClient(observer=...)``: every call outcome updates the table."""
+        (self.call_succeeded if reachable else self.call_failed)(peer_id)
 
     # ------------------------------------------------------------ internals
 

@@ -187,8 +187,12 @@ class ComputeClient:
     RTT_ALPHA = 0.2
 
     def __init__(self, net: NetHost, *, timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
-                 max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+                 max_bytes: int = MAX_MESSAGE_BYTES,
+                 observer: Callable[[str, bool], None] | None = None) -> None:
+        """``observer(peer_id, reachable)`` hears every request's outcome: False when the
+        peer could not be reached or answered garbage (e.g. ``Heartbeats.observe``)."""
         self.net = net
+        self.observer = observer
         self.timeout = timeout
         self.max_bytes = max_bytes
         self._channels: dict[tuple[ID, str], _Channel] = {}
@@ -204,6 +208,10 @@ class ComputeClient:
 
     def _has_direct(self, pid: ID) -> bool:
         return any(conn_kind(c) == "direct" for c in self.net.host.get_network().get_connections(pid))
+
+    def _observe(self, pid: ID, ok: bool) -> None:
+        if self.observer is not None:
+            self.observer(pid.to_base58(), ok)
 
     async def _channel(self, pid: ID, session_id: str) -> _Channel:
         ch = self._channels.get((pid, session_id))
@@ -235,7 +243,11 @@ class ComputeClient:
         pid = to_peer_id(peer)
         key = (pid, session_id)
         t = self.timeout if timeout is None else timeout
-        ch = await self._channel(pid, session_id)
+        try:
+            ch = await self._channel(pid, session_id)
+        except PeerUnavailable:
+            self._observe(pid, False)
+            raise
         async with ch.lock:
             if self._channels.get(key) is not ch:  # dropped while we waited for the lock
                 return await self.request(pid, session_id, payload_for_id, timeout)
@@ -253,9 +265,11 @@ class ComputeClient:
                     raise ProtocolError(f"response id {resp.id} for request {req_id}")
             except trio.TooSlowError as exc:
                 await self._drop(key, reset=True)
+                self._observe(pid, False)
                 raise PeerUnavailable(f"{pid.to_base58()[:16]}: no answer within {t:.1f} s") from exc
             except (PeerUnavailable, ProtocolError):
                 await self._drop(key, reset=True)
+                self._observe(pid, False)
                 raise
             rtt = time.perf_counter() - t0
             old = self._rtt.get(pid)
@@ -263,6 +277,7 @@ class ComputeClient:
             self.requests += 1
             self.bytes_sent += len(payload)
             self.bytes_received += len(frame)
+        self._observe(pid, True)  # a typed error is still an answer: the peer is alive
         if resp.op == "error":
             raise resp.error.to_exception(pid.to_base58())
         return resp
