@@ -66,7 +66,7 @@ class WorkerConfig:
     listen: Sequence[str] = (DEFAULT_LISTEN,)
     context_limit: int = DEFAULT_CONTEXT_LENGTH
     status_period: float = STATUS_PERIOD_S
-    publish_manifest: bool = True
+    publish_manifest: bool = False      # the bootstrap nodes publish it; N workers re-putting 64 KiB records swamp a small DHT
     heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
 
 
