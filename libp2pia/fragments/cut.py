@@ -151,45 +151,46 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     except BaseException:
         fsrc.close()
         raise
+    # The source hash needs no header: start it first so it overlaps parsing and planning too.
+    digest: list[str] = []
+    stop = threading.Event()
+    hasher = threading.Thread(target=_sha256_of, args=(mm, size, digest, stop), daemon=True)
+    hasher.start()
+    made: list[Path] = []
     try:
         header = parse_header(mm, size, str(src_p), src_p)
         check_data_bounds(header)
         hp, specs = plan_specs(header, max_fragment_bytes, mm)
-        digest: list[str] = []
-        stop = threading.Event()
-        hasher = threading.Thread(target=_sha256_of, args=(mm, size, digest, stop), daemon=True)
         # parents are created only once the source is known good, and removed again on failure
         made = _missing_parents(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        hasher.start()
-        try:
-            tmp_dir.mkdir()
-            ids = []
-            for spec in specs:
-                fid, n = write_fragment(mm, spec, header.architecture, tmp_dir, fsrc.fileno())
-                ids.append(fid)
-                if on_progress:
-                    on_progress(n)
-            hasher.join()
-            manifest = build_manifest(hp, specs, max_fragment_bytes, source_info(header, digest[0]), ids)
-            tmp_manifest = tmp_dir / ".manifest.json.tmp"
-            # indented for people on small models; one line (C encoder, fast) for huge ones
-            indent = 1 if len(specs) <= limits.MANIFEST_INDENT_MAX_FRAGMENTS else None
-            tmp_manifest.write_text(json.dumps(manifest, indent=indent) + "\n")
-            tmp_manifest.replace(tmp_dir / "manifest.json")
-            if out.exists():
-                out.rmdir()  # empty (checked above)
-            tmp_dir.replace(out)
-        except BaseException:
-            stop.set()
-            hasher.join()
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-            for d in made:  # deepest first; only the ones this call created, only if still empty
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
-            raise
+        tmp_dir.mkdir()
+        ids = []
+        for spec in specs:
+            fid, n = write_fragment(mm, spec, header.architecture, tmp_dir, fsrc.fileno())
+            ids.append(fid)
+            if on_progress:
+                on_progress(n)
+        hasher.join()
+        manifest = build_manifest(hp, specs, max_fragment_bytes, source_info(header, digest[0]), ids)
+        tmp_manifest = tmp_dir / ".manifest.json.tmp"
+        # indented for people on small models; one line (C encoder, fast) for huge ones
+        indent = 1 if len(specs) <= limits.MANIFEST_INDENT_MAX_FRAGMENTS else None
+        tmp_manifest.write_text(json.dumps(manifest, indent=indent) + "\n")
+        tmp_manifest.replace(tmp_dir / "manifest.json")
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        tmp_dir.replace(out)
+    except BaseException:
+        stop.set()
+        hasher.join()
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        for d in made:  # deepest first; only the ones this call created, only if still empty
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
     finally:
         fsrc.close()
         try:
