@@ -63,6 +63,8 @@ def reassemble(manifest_path: str | os.PathLike[str], out_path: str | os.PathLik
                on_progress: Callable[[int], None] | None = None) -> str:
     """Rebuild the source GGUF; returns its sha256 (equal to the manifest's, or it raises)."""
     mpath, out = Path(manifest_path), Path(out_path)
+    if out.is_dir():
+        raise FragmentError(f"output {out} is a directory")
     if out.exists() and not overwrite:
         raise FragmentError(f"output {out} already exists (use --force to replace it)")
     manifest = verify(mpath)
@@ -81,10 +83,23 @@ def reassemble(manifest_path: str | os.PathLike[str], out_path: str | os.PathLik
         got = file_sha256(tmp)
         if got != want:
             raise FragmentError(f"reassembled file sha256 {got[:16]}… differs from the source {want[:16]}…")
-        tmp.replace(out)
+        if overwrite:
+            tmp.replace(out)
+        else:
+            _link_no_clobber(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return got
+
+
+def _link_no_clobber(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out`` unless ``out`` appeared meanwhile (rename would silently replace it)."""
+    try:
+        os.link(tmp, out)
+    except FileExistsError as exc:
+        raise FragmentError(f"output {out} already exists (use --force to replace it)") from exc
+    except OSError:  # a filesystem without hard links: fall back to the (checked above) rename
+        tmp.replace(out)
 
 
 def _paint(directory: Path, manifest: dict[str, Any], mm: mmap.mmap,
