@@ -164,6 +164,40 @@ def test_edited_manifest(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "out.gguf").exists()
 
 
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m.update(source={}), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m.update(source="x"), "malformed manifest: 'source' is not an object"),
+    (lambda m: m["source"].update(bytes="abc"), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m["source"].update(bytes=-1), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m["source"].update(bytes=10**18), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m["source"].pop("header_bytes"), "source.header_bytes is not a byte count within source.bytes"),
+    (lambda m: m["source"].update(sha256="xyz"), "source.sha256 is not 64 hex digits"),
+    (lambda m: m.update(fragments=5), "'fragments' is not a non-empty list"),
+    (lambda m: m.update(fragments=[]), "'fragments' is not a non-empty list"),
+    (lambda m: m.update(max_fragment_bytes="10MiB"), "'max_fragment_bytes' is not a positive integer"),
+    (lambda m: m["fragments"][2].update(bytes="x"), "fragment #2 bytes is not a positive byte count"),
+    (lambda m: m["fragments"][2].update(bytes=m["fragments"][2]["bytes"] + 1),
+     "the manifest says"),
+    (lambda m: m["fragments"][2].pop("role"), "fragment #2 has no valid role/class"),
+    (lambda m: m["fragments"][2].update(layer="3"), "fragment #2 layer/expert is neither null"),
+    (lambda m: m["fragments"][2].pop("slices"), "fragment #2 has no slices list / units object"),
+], ids=["source-empty", "source-str", "bytes-str", "bytes-neg", "bytes-huge", "no-header-bytes", "sha-bad",
+        "fragments-int", "fragments-empty", "limit-str", "frag-bytes-str", "frag-bytes-wrong", "no-role",
+        "layer-str", "no-slices"])
+def test_consistent_but_malformed_manifest(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           edit, message: str) -> None:  # noqa: ANN001
+    """A manifest whose model id matches its (malformed) content: one line naming the field,
+    never a KeyError/TypeError traceback, nothing written."""
+    path = frags / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    del manifest["model_id"]
+    path.write_text(json.dumps(with_model_id(manifest)))
+    line = run_cli(capsys, "reassemble", str(path), "-o", str(tmp_path / "out.gguf"))
+    assert message in line and str(path) in line, line
+    nothing_left(tmp_path, "frags")
+
+
 def test_reassemble_refuses_existing_output(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out.gguf"
     out.write_bytes(b"keep me")
