@@ -84,6 +84,10 @@ def test_bad_gguf_to_fragment(model: Path, tmp_path: Path, capsys: pytest.Captur
     nothing_left(out_parent)
     if how != "bounds":  # plan reads the header only, so it sees the same header errors
         run_cli(capsys, "plan", str(src))
+    else:  # inspect reads headers only too, but must not call a cut-off file "header only"
+        assert main(["inspect", str(src)]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert "(TRUNCATED: 1 tensors extend past the end of the file, first output.weight)" in first, first
 
 
 def test_fragment_refuses_non_empty_output(model: Path, frags: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -359,3 +363,15 @@ def test_source_hasher_stops_when_told() -> None:
     import hashlib
 
     assert out == [hashlib.sha256(bytes(10)).hexdigest()]
+
+
+def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    """`libp2pia inspect MODEL | head -1`: no "Broken pipe" error line, no traceback. (A header-only
+    Mistral Large 3: its table is far larger than a pipe buffer, so the writer does hit the closed pipe.)"""
+    from libp2pia.gguf.presets import write_preset
+
+    model = write_preset("mistral-large-3", tmp_path / "ml3.gguf")
+    r = subprocess.run(f"{sys.executable} -m libp2pia inspect {model} --json | head -c 100", shell=True,
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.startswith("{")
+    assert r.stderr == "", r.stderr
