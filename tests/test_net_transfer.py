@@ -57,19 +57,14 @@ async def test_fetch_verify_and_skip_a_corrupt_provider(tmp_path) -> None:
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from libp2pia.errors import NetworkError, PeerUnavailable  # noqa: E402
-from libp2pia.net.framed import FramedStream, open_stream  # noqa: E402
+from attacks import frame_attacks, send_attack  # noqa: E402
+from libp2pia.errors import NetworkError  # noqa: E402
+from libp2pia.net.framed import FramedStream  # noqa: E402
 from libp2pia.net.transfer import MAX_CHUNK_FRAME  # noqa: E402
 from libp2pia.wire.fragment import FragmentChunk, decode_fragment_chunk, encode_fragment_chunk  # noqa: E402
 from libp2pia.wire.framing import encode_frame, encode_varint  # noqa: E402
 
-attacks = st.one_of(
-    st.binary(max_size=300).map(lambda b: ("garbage", b)),
-    st.binary(max_size=300).map(lambda b: ("framed-garbage", encode_frame(b))),
-    st.tuples(st.binary(min_size=1, max_size=200), st.integers(1, 400)).map(
-        lambda t: ("truncated", encode_frame(t[0])[: max(1, len(encode_frame(t[0])) - t[1])])),
-    st.integers(MAX_CHUNK_FRAME + 1, 2**34).map(lambda n: ("oversized", encode_varint(n) + b"\x00" * 64)),
-)
+attacks = frame_attacks(MAX_CHUNK_FRAME)
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -85,17 +80,9 @@ async def test_fragment_server_survives_garbage(tmp_path, attack_list) -> None:
         async with open_host() as server, open_host() as attacker, open_host() as honest:
             server.handle(PROTOCOL_ID, fragment_handler(lambda f: src if f == fid else None, timeout=5))
             await attacker.connect(server.addrs[0])
-            for kind, blob in attack_list:
-                fs = FramedStream(await open_stream(attacker.host, server.peer_id, [PROTOCOL_ID]), MAX_CHUNK_FRAME)
-                await fs.stream.write(blob)
-                await fs.stream.close_write()  # EOF after the attack: the server must not wait for more
-                answers: list = []
-                try:
-                    while (frame := await fs.recv(10)) is not None:
-                        answers.append(decode_fragment_chunk(frame))
-                except PeerUnavailable:
-                    answers.append("reset")
-                await fs.reset()
+            for _, blob in attack_list:
+                answers = await send_attack(attacker.host, server.peer_id, PROTOCOL_ID, blob, MAX_CHUNK_FRAME,
+                                            decode_fragment_chunk)
                 for a in answers:  # never file content for a request that was not one
                     assert a == "reset" or (a.error is not None and a.error.code == "BAD_REQUEST"), a
             await honest.connect(server.addrs[0])
