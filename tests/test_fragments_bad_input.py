@@ -84,6 +84,10 @@ def test_bad_gguf_to_fragment(model: Path, tmp_path: Path, capsys: pytest.Captur
     nothing_left(out_parent)
     if how != "bounds":  # plan reads the header only, so it sees the same header errors
         run_cli(capsys, "plan", str(src))
+    else:  # inspect reads headers only too, but must not call a cut-off file "header only"
+        assert main(["inspect", str(src)]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert "(TRUNCATED: 1 tensors extend past the end of the file, first output.weight)" in first, first
 
 
 def test_fragment_refuses_non_empty_output(model: Path, frags: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,6 +166,40 @@ def test_edited_manifest(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     line = run_cli(capsys, "reassemble", str(path), "-o", str(tmp_path / "out.gguf"))
     assert expect in line and str(path) in line
     assert not (tmp_path / "out.gguf").exists()
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m.update(source={}), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m.update(source="x"), "malformed manifest: 'source' is not an object"),
+    (lambda m: m["source"].update(bytes="abc"), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m["source"].update(bytes=-1), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m["source"].update(bytes=10**18), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m["source"].pop("header_bytes"), "source.header_bytes is not a byte count within source.bytes"),
+    (lambda m: m["source"].update(sha256="xyz"), "source.sha256 is not 64 hex digits"),
+    (lambda m: m.update(fragments=5), "'fragments' is not a non-empty list"),
+    (lambda m: m.update(fragments=[]), "'fragments' is not a non-empty list"),
+    (lambda m: m.update(max_fragment_bytes="10MiB"), "'max_fragment_bytes' is not a positive integer"),
+    (lambda m: m["fragments"][2].update(bytes="x"), "fragment #2 bytes is not a positive byte count"),
+    (lambda m: m["fragments"][2].update(bytes=m["fragments"][2]["bytes"] + 1),
+     "the manifest says"),
+    (lambda m: m["fragments"][2].pop("role"), "fragment #2 has no valid role/class"),
+    (lambda m: m["fragments"][2].update(layer="3"), "fragment #2 layer/expert is neither null"),
+    (lambda m: m["fragments"][2].pop("slices"), "fragment #2 has no slices list / units object"),
+], ids=["source-empty", "source-str", "bytes-str", "bytes-neg", "bytes-huge", "no-header-bytes", "sha-bad",
+        "fragments-int", "fragments-empty", "limit-str", "frag-bytes-str", "frag-bytes-wrong", "no-role",
+        "layer-str", "no-slices"])
+def test_consistent_but_malformed_manifest(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           edit, message: str) -> None:  # noqa: ANN001
+    """A manifest whose model id matches its (malformed) content: one line naming the field,
+    never a KeyError/TypeError traceback, nothing written."""
+    path = frags / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    del manifest["model_id"]
+    path.write_text(json.dumps(with_model_id(manifest)))
+    line = run_cli(capsys, "reassemble", str(path), "-o", str(tmp_path / "out.gguf"))
+    assert message in line and str(path) in line, line
+    nothing_left(tmp_path, "frags")
 
 
 def test_reassemble_refuses_existing_output(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -325,3 +363,15 @@ def test_source_hasher_stops_when_told() -> None:
     import hashlib
 
     assert out == [hashlib.sha256(bytes(10)).hexdigest()]
+
+
+def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    """`libp2pia inspect MODEL | head -1`: no "Broken pipe" error line, no traceback. (A header-only
+    Mistral Large 3: its table is far larger than a pipe buffer, so the writer does hit the closed pipe.)"""
+    from libp2pia.gguf.presets import write_preset
+
+    model = write_preset("mistral-large-3", tmp_path / "ml3.gguf")
+    r = subprocess.run(f"{sys.executable} -m libp2pia inspect {model} --json | head -c 100", shell=True,
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.startswith("{")
+    assert r.stderr == "", r.stderr

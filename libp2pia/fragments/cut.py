@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 import shutil
 import threading
@@ -21,7 +20,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import FragmentError, Libp2piaError
-from ..gguf.reader import check_data_bounds, parse_header
+from ..gguf.reader import check_data_bounds, map_readonly, parse_header
 from ..gguf.writer import StreamWriter
 from .fileformat import FragmentSpec, fragment_kvs, fragment_tensors
 from .manifest import build_manifest
@@ -142,12 +141,9 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Libp2piaError(f"output {out} already exists and is not an empty directory")
     tmp_dir = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    fsrc = open(src_p, "rb")
+    fsrc = open(src_p, "rb")  # kept open: contiguous pieces are copied from its descriptor
     try:
-        size = os.fstat(fsrc.fileno()).st_size
-        if size == 0:
-            raise Libp2piaError(f"{src_p}: not a GGUF file (empty)")
-        mm = mmap.mmap(fsrc.fileno(), 0, access=mmap.ACCESS_READ)
+        mm, size = map_readonly(fsrc, src_p)
     except BaseException:
         fsrc.close()
         raise

@@ -19,7 +19,7 @@ import numpy as np
 from .. import limits
 from ..errors import FragmentError, GGUFError, ManifestError
 from ..gguf.reader import parse_header
-from .manifest import load_manifest
+from .manifest import check_fields, load_manifest
 from .plan import HEADER_SLICE
 from .reader import Fragment, open_fragment
 from .slices import ByteSlice, Slice
@@ -38,6 +38,7 @@ def verify(manifest_path: str | os.PathLike[str],
     """Check the manifest and every fragment it names; return the manifest. Raises on the first problem."""
     mpath = Path(manifest_path)
     manifest = load_manifest(mpath)
+    check_fields(manifest, str(mpath), complete=True)
     for i, entry in enumerate(manifest["fragments"]):
         path = mpath.parent / entry["file"]
         if not path.is_file():
@@ -54,6 +55,9 @@ def verify(manifest_path: str | os.PathLike[str],
         if described != expected:
             raise FragmentError(f"fragment #{i} {entry['file']} does not match its manifest entry "
                                 f"(swapped or foreign fragment)")
+        if path.stat().st_size != entry["bytes"]:  # the file is right (hash, metadata); its listed size is not
+            raise ManifestError(f"{mpath}: fragment #{i} {entry['file']} has {path.stat().st_size} bytes, "
+                                f"the manifest says {entry['bytes']}")
         if on_progress:
             on_progress(entry["bytes"])
     return manifest
