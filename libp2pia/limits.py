@@ -15,6 +15,9 @@ DEFAULT_MAX_FRAGMENT_BYTES = 10 * MiB
 #: Smallest fragment size limit accepted: below this the fixed GGUF/metadata overhead of a
 #: fragment file (~1 KiB) dominates and tokenizer-sized headers explode into thousands of parts.
 MIN_FRAGMENT_BYTES = 4096
+#: Largest fragment size limit accepted: above the size of any model (the biggest GGUFs are
+#: ~0.5 TiB), so a larger value is a typo, not a request.
+MAX_FRAGMENT_LIMIT_BYTES = 1 << 40
 #: Replication factors ``plan`` reports when none are given.
 DEFAULT_PLAN_REPLICATION = (3, 5)
 #: Read/hash chunk of the fragmenter and reassembler (large enough to amortise syscalls,

@@ -56,7 +56,7 @@ def check_fragment_dequantizes(src: Source, fragment_path: Path) -> int:
     with open_fragment(fragment_path) as frag:
         specs = [s.spec for s in frag.slices]
     checked = 0
-    for spec, t in zip(specs, frag_reader.tensors):
+    for spec, t in zip(specs, frag_reader.tensors, strict=True):  # a missing tensor must fail, not be skipped
         assert t.name == spec.name
         if isinstance(spec, ByteSlice):
             continue

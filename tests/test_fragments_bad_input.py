@@ -84,6 +84,10 @@ def test_bad_gguf_to_fragment(model: Path, tmp_path: Path, capsys: pytest.Captur
     nothing_left(out_parent)
     if how != "bounds":  # plan reads the header only, so it sees the same header errors
         run_cli(capsys, "plan", str(src))
+    else:  # inspect reads headers only too, but must not call a cut-off file "header only"
+        assert main(["inspect", str(src)]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert "(TRUNCATED: 1 tensors extend past the end of the file, first output.weight)" in first, first
 
 
 def test_fragment_refuses_non_empty_output(model: Path, frags: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,6 +168,40 @@ def test_edited_manifest(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "out.gguf").exists()
 
 
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m.update(source={}), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m.update(source="x"), "malformed manifest: 'source' is not an object"),
+    (lambda m: m["source"].update(bytes="abc"), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m["source"].update(bytes=-1), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m["source"].update(bytes=10**18), "malformed manifest: source.bytes is not a byte count"),
+    (lambda m: m["source"].pop("header_bytes"), "source.header_bytes is not a byte count within source.bytes"),
+    (lambda m: m["source"].update(sha256="xyz"), "source.sha256 is not 64 hex digits"),
+    (lambda m: m.update(fragments=5), "'fragments' is not a non-empty list"),
+    (lambda m: m.update(fragments=[]), "'fragments' is not a non-empty list"),
+    (lambda m: m.update(max_fragment_bytes="10MiB"), "'max_fragment_bytes' is not a positive integer"),
+    (lambda m: m["fragments"][2].update(bytes="x"), "fragment #2 bytes is not a positive byte count"),
+    (lambda m: m["fragments"][2].update(bytes=m["fragments"][2]["bytes"] + 1),
+     "the manifest says"),
+    (lambda m: m["fragments"][2].pop("role"), "fragment #2 has no valid role/class"),
+    (lambda m: m["fragments"][2].update(layer="3"), "fragment #2 layer/expert is neither null"),
+    (lambda m: m["fragments"][2].pop("slices"), "fragment #2 has no slices list / units object"),
+], ids=["source-empty", "source-str", "bytes-str", "bytes-neg", "bytes-huge", "no-header-bytes", "sha-bad",
+        "fragments-int", "fragments-empty", "limit-str", "frag-bytes-str", "frag-bytes-wrong", "no-role",
+        "layer-str", "no-slices"])
+def test_consistent_but_malformed_manifest(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           edit, message: str) -> None:  # noqa: ANN001
+    """A manifest whose model id matches its (malformed) content: one line naming the field,
+    never a KeyError/TypeError traceback, nothing written."""
+    path = frags / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    del manifest["model_id"]
+    path.write_text(json.dumps(with_model_id(manifest)))
+    line = run_cli(capsys, "reassemble", str(path), "-o", str(tmp_path / "out.gguf"))
+    assert message in line and str(path) in line, line
+    nothing_left(tmp_path, "frags")
+
+
 def test_reassemble_refuses_existing_output(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out.gguf"
     out.write_bytes(b"keep me")
@@ -212,3 +250,128 @@ def test_unknown_architecture(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     line = run_cli(capsys, "fragment", str(src), "-o", str(tmp_path / "out"))
     assert "unsupported architecture 'bert' (supported: llama, mistral3, gemma3, deepseek2)" in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("size,message", [
+    ("1.5", "not a whole number of bytes: '1.5'"),
+    ("0", "size must be positive: '0'"),
+    ("-1", "not a size: '-1'"),
+    ("1e9", "not a size: '1e9'"),
+    ("nan", "not a size: 'nan'"),
+    ("2000GiB", "is above the maximum 1099511627776 bytes"),
+    ("99999999999999999999999", "is above the maximum"),
+])
+def test_nonsense_fragment_sizes(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 size: str, message: str) -> None:
+    for cmd in (("plan", str(model)), ("fragment", str(model), "-o", str(tmp_path / "o"))):
+        assert message in run_cli(capsys, *cmd, "--max-fragment-size", size)
+    nothing_left(tmp_path)
+
+
+def test_failed_fragment_leaves_no_parent_dirs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + struct.pack("<I", 9))
+    line = run_cli(capsys, "fragment", str(bad), "-o", str(tmp_path / "a" / "b" / "frags"))
+    assert "unsupported GGUF version 9" in line
+    nothing_left(tmp_path, "bad.gguf")
+
+
+@pytest.mark.parametrize("command", ["inspect", "plan"])
+def test_header_commands_on_non_files(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    (tmp_path / "empty.gguf").write_bytes(b"")
+    assert run_cli(capsys, command, str(tmp_path)) == f"libp2pia: error: Is a directory: {tmp_path}"
+    assert run_cli(capsys, command, str(tmp_path / "nope.gguf")) == \
+        f"libp2pia: error: No such file or directory: {tmp_path / 'nope.gguf'}"
+    assert run_cli(capsys, command, str(tmp_path / "empty.gguf")) == \
+        f"libp2pia: error: {tmp_path / 'empty.gguf'}: not a GGUF file (empty)"
+    nothing_left(tmp_path, "empty.gguf")
+
+
+def test_reassemble_onto_a_directory(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "outdir"
+    out.mkdir()
+    (out / "keep").write_bytes(b"x")
+    line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(out), "--force")
+    assert line == f"libp2pia: error: output {out} is a directory"
+    assert [p.name for p in out.iterdir()] == ["keep"]
+    nothing_left(tmp_path, "frags", "outdir")
+
+
+def test_reassemble_never_clobbers_a_file_that_appears_meanwhile(frags: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --force the final move must not replace a file created after the up-front check."""
+    import importlib
+
+    ra = importlib.import_module("libp2pia.fragments.reassemble")  # the package re-exports a function of that name
+
+    out = tmp_path / "out.gguf"
+    real = ra.file_sha256
+
+    def hash_then_someone_writes(path: object) -> str:
+        digest = real(path)  # type: ignore[arg-type]
+        if not out.exists():
+            out.write_bytes(b"written meanwhile")
+        return digest
+
+    monkeypatch.setattr(ra, "file_sha256", hash_then_someone_writes)
+    with pytest.raises(ra.FragmentError, match="already exists"):
+        ra.reassemble(frags / "manifest.json", out)
+    assert out.read_bytes() == b"written meanwhile"
+    nothing_left(tmp_path, "frags", "out.gguf")
+
+
+def test_sigint_during_fragment_leaves_nothing(gemma_path: Path, tmp_path: Path) -> None:
+    """Ctrl-C in the middle of `fragment`: exit 130, no output dir, no temporary dir."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "frags"
+    proc = subprocess.Popen([sys.executable, "-m", "libp2pia", "fragment", str(gemma_path), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        # wait until fragments are being written (at least one finished fragment in the temp dir)
+        while time.monotonic() < deadline and proc.poll() is None:
+            tmps = [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+            if tmps and any(f.suffix == ".gguf" for f in tmps[0].iterdir()):
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "fragment finished before it could be interrupted"
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and err.strip() == "libp2pia: interrupted", err
+    nothing_left(tmp_path)
+
+
+def test_source_hasher_stops_when_told() -> None:
+    """The background source hash ends at the next chunk once stopped, so an interrupted
+    `fragment` of a huge model cleans up at once instead of hashing the rest of the file."""
+    import threading
+
+    from libp2pia.fragments.cut import _sha256_of
+
+    stop, out = threading.Event(), []
+    stop.set()
+    _sha256_of(bytes(10), 10, out, stop)
+    assert out == []
+    _sha256_of(bytes(10), 10, out, threading.Event())
+    import hashlib
+
+    assert out == [hashlib.sha256(bytes(10)).hexdigest()]
+
+
+def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    """`libp2pia inspect MODEL | head -1`: no "Broken pipe" error line, no traceback. (A header-only
+    Mistral Large 3: its table is far larger than a pipe buffer, so the writer does hit the closed pipe.)"""
+    from libp2pia.gguf.presets import write_preset
+
+    model = write_preset("mistral-large-3", tmp_path / "ml3.gguf")
+    r = subprocess.run(f"{sys.executable} -m libp2pia inspect {model} --json | head -c 100", shell=True,
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.startswith("{")
+    assert r.stderr == "", r.stderr

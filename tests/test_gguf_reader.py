@@ -208,3 +208,19 @@ def test_random_corruption_only_raises_gguf_error(small: Path, data: st.DataObje
         parse_header(bytes(raw[:cut]), where="fuzz")
     except GGUFError:
         pass
+
+
+def test_every_mapper_refuses_an_empty_file_the_same_way(tmp_path) -> None:  # noqa: ANN001
+    """read_header, fragment, open_fragment and GGUFFragments share one mapping helper."""
+    import pytest
+
+    from libp2pia.errors import GGUFError
+    from libp2pia.fragments import GGUFFragments, fragment, open_fragment
+    from libp2pia.gguf.reader import read_header
+
+    empty = tmp_path / "empty.gguf"
+    empty.write_bytes(b"")
+    for call in (read_header, open_fragment, GGUFFragments, lambda p: fragment(p, tmp_path / "out")):
+        with pytest.raises(GGUFError, match=f"^{empty}: not a GGUF file \\(empty\\)$"):
+            call(empty)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.gguf"]

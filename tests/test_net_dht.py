@@ -15,7 +15,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.records.utils import InvalidRecordType
 
-from libp2pia.net.dht import Dht, ManifestValidator, dedupe_providers
+from libp2pia.net.dht import Dht, ManifestValidator, dedupe_providers, make_validator
 from libp2pia.net.host import open_host
 from libp2pia.wire import libp2pia_pb2 as pb
 from libp2pia.wire.manifest import encode_manifest_record, manifest_key, manifest_model_id
@@ -87,3 +87,28 @@ async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path,
                     with pytest.raises(InvalidRecordType):
                         rec = pb.ManifestRecord(model_id=good["model_id"], manifest_json=json.dumps({**good, "x": 1}).encode())
                         await dht.kad.put_value(manifest_key(good["model_id"]), rec.SerializeToString())
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _nested(depth: int) -> bytes:
+    return ('{"x":' + "[" * depth + "]" * depth + "}").encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.one_of(st.text(max_size=100), st.just(manifest_key("a" * 64))),
+       value=st.one_of(
+           st.binary(max_size=400),
+           st.binary(max_size=400).map(lambda j: pb.ManifestRecord(model_id="a" * 64, manifest_json=j).SerializeToString()),
+           st.integers(1, 200_000).map(lambda d: pb.ManifestRecord(model_id="a" * 64,
+                                                                   manifest_json=_nested(d)).SerializeToString()),
+           st.just(b"\x00" * (1024 * 1024 + 1))))
+def test_validator_refuses_garbage_with_its_one_error_type(key: str, value: bytes) -> None:
+    """Whatever a peer stores or returns, the validator answers InvalidRecordType (anything else
+    would escape into py-libp2p's DHT handler), never accepting it."""
+    with pytest.raises(InvalidRecordType):
+        ManifestValidator().validate(key, value)
+    with pytest.raises(InvalidRecordType):
+        make_validator().validate(key, value)

@@ -157,3 +157,18 @@ async def test_addrs_are_dialable_and_announce_overrides() -> None:
             assert await client.connect(loop) == server.peer_id
         async with open_host(announce=["/ip4/203.0.113.7/tcp/4001"]) as h:
             assert h.addrs == [f"/ip4/203.0.113.7/tcp/4001/p2p/{h.peer_id.to_base58()}"]
+
+
+@pytest.mark.parametrize("addr,message", [
+    ("garbage", "not a multiaddr: 'garbage'"),
+    ("/ip4/127.0.0.1/tcp/1/p2p/QmNotAPeer", "not a multiaddr"),
+    ("/ip4/127.0.0.1/tcp/1", "not a peer address (…/p2p/<peer id>): '/ip4/127.0.0.1/tcp/1'"),
+])
+async def test_a_malformed_address_is_peer_unavailable(addr: str, message: str) -> None:
+    """A typo in --bootstrap or a peer's garbage address is our error type with the address in it,
+    not a multiaddr/libp2p exception escaping (which the CLI would show as a traceback)."""
+    with trio.fail_after(15):
+        async with open_host() as a:
+            with pytest.raises(PeerUnavailable) as ei:
+                await a.connect(addr, timeout=5)
+    assert message in str(ei.value)

@@ -10,11 +10,10 @@ from hypothesis import strategies as st
 
 from libp2pia.errors import PeerUnavailable, RemoteError
 from libp2pia.limits import MAX_MESSAGE_BYTES
-from libp2pia.net.framed import FramedStream, open_stream
 from libp2pia.net.host import open_host
 from libp2pia.net.rpc import PROTOCOL_ID, ComputeClient, ServerStats, compute_handler
-from libp2pia.wire.compute import WireCall, decode_response, encode_request
-from libp2pia.wire.framing import encode_frame, encode_varint
+from libp2pia.wire.compute import WireCall, decode_response
+from attacks import frame_attacks, send_attack
 from netpeer import TOY_FRAGMENTS, ToyService, spawn_sync
 
 F1, F2 = TOY_FRAGMENTS
@@ -93,14 +92,7 @@ async def test_slow_worker_times_out_as_peer_unavailable() -> None:
 
 # ---------------------------------------------------------------- garbage against a worker process
 
-good_frame = encode_frame(encode_request(1, "s", "open"))
-attacks = st.one_of(
-    st.binary(max_size=300).map(lambda b: ("garbage", b)),
-    st.binary(max_size=300).map(lambda b: ("framed-garbage", encode_frame(b))),
-    st.tuples(st.binary(min_size=1, max_size=200), st.integers(1, 400)).map(
-        lambda t: ("truncated", encode_frame(t[0])[: max(1, len(encode_frame(t[0])) - t[1])])),
-    st.integers(MAX_MESSAGE_BYTES + 1, 2**34).map(lambda n: ("oversized", encode_varint(n) + b"\x00" * 64)),
-)
+attacks = frame_attacks(MAX_MESSAGE_BYTES)
 
 
 @pytest.fixture(scope="module")
@@ -118,16 +110,7 @@ async def test_garbage_gets_an_error_or_a_reset_and_the_worker_keeps_serving(wor
         async with open_host() as attacker, open_host() as honest:
             await attacker.connect(worker["addrs"][0])
             for kind, blob in attack_list:
-                fs = FramedStream(await open_stream(attacker.host, pid, [PROTOCOL_ID]))
-                await fs.stream.write(blob)
-                await fs.stream.close_write()  # EOF after the attack: the worker must not wait for more
-                answers: list = []
-                try:
-                    while (frame := await fs.recv(10)) is not None:
-                        answers.append(decode_response(frame))
-                except PeerUnavailable:
-                    answers.append("reset")
-                await fs.reset()
+                answers = await send_attack(attacker.host, pid, PROTOCOL_ID, blob, MAX_MESSAGE_BYTES, decode_response)
                 for a in answers:
                     assert a == "reset" or a.op in ("error", "ack"), a
                 if kind == "oversized":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from fractions import Fraction
 from typing import Any
 
 from ..errors import Libp2piaError
@@ -17,10 +18,12 @@ def parse_size(text: str) -> int:
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
     if not m or m.group(2).lower() not in _UNITS:
         raise Libp2piaError(f"not a size: {text!r} (examples: 10MiB, 512KiB, 1000000)")
-    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    if value <= 0:
+    exact = Fraction(m.group(1)) * _UNITS[m.group(2).lower()]  # exact: no float rounding
+    if exact <= 0:
         raise Libp2piaError(f"size must be positive: {text!r}")
-    return value
+    if exact.denominator != 1:
+        raise Libp2piaError(f"not a whole number of bytes: {text!r}")
+    return int(exact)
 
 
 def progress(total: int, desc: str, unit: str = "B") -> Any:

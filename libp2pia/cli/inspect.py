@@ -42,6 +42,8 @@ def inspect_model(path: str) -> dict[str, Any]:
             table_[key][1] += t.n_bytes
     return {"file": str(path), "gguf_version": header.version, "file_bytes": header.file_size,
             "header_bytes": header.data_start, "alignment": header.alignment, "data_present": header.data_present,
+            "truncated_tensors": [t.name for t in header.tensors if t.end > header.file_size]
+            if header.file_size > header.data_start else [],
             "architecture": header.architecture, "hparams": hp, "tensors": tensors,
             "totals_by_role": {k: {"tensors": v[0], "bytes": v[1]} for k, v in sorted(by_role.items())},
             "totals_by_type": {k: {"tensors": v[0], "bytes": v[1]} for k, v in sorted(by_type.items())}}
@@ -56,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
     hp = {k: v for k, v in info["hparams"].items() if k != "raw" and v is not None}
     print(f"{info['file']}: GGUF v{info['gguf_version']}, {human_bytes(info['file_bytes'])}, header "
           f"{human_bytes(info['header_bytes'])}, {len(info['tensors'])} tensors"
-          + ("" if info["data_present"] else " (header only: tensor data absent)"))
+          + ("" if info["data_present"] else
+             f" (TRUNCATED: {len(info['truncated_tensors'])} tensors extend past the end of the file, first "
+             f"{info['truncated_tensors'][0]})" if info["truncated_tensors"] else
+             " (header only: tensor data absent)"))
     print("hyper-parameters: " + ", ".join(f"{k}={v}" for k, v in hp.items()))
     print()
     rows = [[t["name"], t["role"], "" if t["layer"] is None else str(t["layer"]),

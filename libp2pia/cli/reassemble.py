@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..fragments import load_manifest, reassemble
 
-    total = int(load_manifest(args.manifest)["source"]["bytes"])
+    total = int(load_manifest(args.manifest)["source"].get("bytes", 0))  # progress only; verify() checks it
     with progress(total, "reassemble") as bar:
         digest = reassemble(args.manifest, args.output, overwrite=args.force, on_progress=bar.update)
     print(f"wrote {args.output}: sha256 {digest} (matches the source)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 import shutil
 import threading
@@ -21,7 +20,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import FragmentError, Libp2piaError
-from ..gguf.reader import check_data_bounds, parse_header
+from ..gguf.reader import check_data_bounds, map_readonly, parse_header
 from ..gguf.writer import StreamWriter
 from .fileformat import FragmentSpec, fragment_kvs, fragment_tensors
 from .manifest import build_manifest
@@ -49,12 +48,18 @@ def _hash_parts(parts: list[Any], out: list[str]) -> None:
     out.append(h.hexdigest())
 
 
-def _sha256_of(buf: Any, size: int, out: list[str]) -> None:
+def _sha256_of(buf: Any, size: int, out: list[str], stop: threading.Event) -> None:
+    """sha256 of the whole source; ``stop`` ends it early (an interrupted run must not wait for
+    the hash of a 450 GB file before it cleans up)."""
     h = hashlib.sha256()
     mv = memoryview(buf)
-    for pos in range(0, size, limits.IO_CHUNK_BYTES):
-        h.update(mv[pos:pos + limits.IO_CHUNK_BYTES])
-    mv.release()
+    try:
+        for pos in range(0, size, limits.IO_CHUNK_BYTES):
+            if stop.is_set():
+                return
+            h.update(mv[pos:pos + limits.IO_CHUNK_BYTES])
+    finally:
+        mv.release()
     out.append(h.hexdigest())
 
 
@@ -118,6 +123,16 @@ def write_fragment(buf: Any, spec: FragmentSpec, architecture: str, directory: P
     return fid, pieces.n
 
 
+def _missing_parents(out: Path) -> list[Path]:
+    """The ancestors of ``out`` that do not exist yet, deepest first."""
+    missing = []
+    p = out.parent
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
 def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
              max_fragment_bytes: int = limits.DEFAULT_MAX_FRAGMENT_BYTES,
              on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -125,46 +140,53 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     src_p, out = Path(src), Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Libp2piaError(f"output {out} already exists and is not an empty directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    fsrc = open(src_p, "rb")
+    fsrc = open(src_p, "rb")  # kept open: contiguous pieces are copied from its descriptor
     try:
-        size = os.fstat(fsrc.fileno()).st_size
-        if size == 0:
-            raise Libp2piaError(f"{src_p}: not a GGUF file (empty)")
-        mm = mmap.mmap(fsrc.fileno(), 0, access=mmap.ACCESS_READ)
+        mm, size = map_readonly(fsrc, src_p)
     except BaseException:
         fsrc.close()
         raise
+    # The source hash needs no header: start it first so it overlaps parsing and planning too.
+    digest: list[str] = []
+    stop = threading.Event()
+    hasher = threading.Thread(target=_sha256_of, args=(mm, size, digest, stop), daemon=True)
+    hasher.start()
+    made: list[Path] = []
     try:
         header = parse_header(mm, size, str(src_p), src_p)
         check_data_bounds(header)
         hp, specs = plan_specs(header, max_fragment_bytes, mm)
-        digest: list[str] = []
-        hasher = threading.Thread(target=_sha256_of, args=(mm, size, digest), daemon=True)
-        hasher.start()
+        # parents are created only once the source is known good, and removed again on failure
+        made = _missing_parents(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir.mkdir()
-        try:
-            ids = []
-            for spec in specs:
-                fid, n = write_fragment(mm, spec, header.architecture, tmp_dir, fsrc.fileno())
-                ids.append(fid)
-                if on_progress:
-                    on_progress(n)
-            hasher.join()
-            manifest = build_manifest(hp, specs, max_fragment_bytes, source_info(header, digest[0]), ids)
-            tmp_manifest = tmp_dir / ".manifest.json.tmp"
-            # indented for people on small models; one line (C encoder, fast) for huge ones
-            indent = 1 if len(specs) <= limits.MANIFEST_INDENT_MAX_FRAGMENTS else None
-            tmp_manifest.write_text(json.dumps(manifest, indent=indent) + "\n")
-            tmp_manifest.replace(tmp_dir / "manifest.json")
-            if out.exists():
-                out.rmdir()  # empty (checked above)
-            tmp_dir.replace(out)
-        except BaseException:
-            hasher.join()
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-            raise
+        ids = []
+        for spec in specs:
+            fid, n = write_fragment(mm, spec, header.architecture, tmp_dir, fsrc.fileno())
+            ids.append(fid)
+            if on_progress:
+                on_progress(n)
+        hasher.join()
+        manifest = build_manifest(hp, specs, max_fragment_bytes, source_info(header, digest[0]), ids)
+        tmp_manifest = tmp_dir / ".manifest.json.tmp"
+        # indented for people on small models; one line (C encoder, fast) for huge ones
+        indent = 1 if len(specs) <= limits.MANIFEST_INDENT_MAX_FRAGMENTS else None
+        tmp_manifest.write_text(json.dumps(manifest, indent=indent) + "\n")
+        tmp_manifest.replace(tmp_dir / "manifest.json")
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        tmp_dir.replace(out)
+    except BaseException:
+        stop.set()
+        hasher.join()
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        for d in made:  # deepest first; only the ones this call created, only if still empty
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
     finally:
         fsrc.close()
         try:

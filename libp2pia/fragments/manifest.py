@@ -8,7 +8,7 @@ import math
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from gguf import GGMLQuantizationType
 
@@ -141,8 +141,51 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
             raise ManifestError(f"{p}: manifest lacks {key!r}")
     if hashlib.sha256(canonical_bytes(data)).hexdigest() != data["model_id"]:
         raise ManifestError(f"{p}: manifest was edited (model_id does not match its content)")
-    for i, f in enumerate(data["fragments"]):
+    check_fields(data, str(p))
+    return data
+
+
+def _is_int(v: Any, lo: int = 0, hi: int = 1 << 50) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def check_fields(data: dict[str, Any], where: str, complete: bool = False) -> None:
+    """The types and ranges of the fields readers index into. A manifest whose model id matches
+    can still be malformed (written by hand or by a buggy producer): that must be a
+    ManifestError naming the field, not a KeyError/TypeError deep in the reader. Fields that are
+    present are always checked; with ``complete`` (reassembly) the ones it needs must be present."""
+    def bad(what: str) -> ManifestError:
+        return ManifestError(f"{where}: malformed manifest: {what}")
+
+    def wrong(obj: dict[str, Any], key: str, ok: Callable[[Any], bool]) -> bool:
+        return (key in obj or complete) and not ok(obj.get(key))
+
+    if wrong(data, "architecture", lambda v: isinstance(v, str)):
+        raise bad("'architecture' is not a string")
+    if wrong(data, "max_fragment_bytes", lambda v: _is_int(v, 1)):
+        raise bad("'max_fragment_bytes' is not a positive integer")
+    src = data.get("source")
+    if not isinstance(src, dict):
+        raise bad("'source' is not an object")
+    if wrong(src, "bytes", _is_int):
+        raise bad("source.bytes is not a byte count")
+    if wrong(src, "header_bytes", lambda v: _is_int(v, 0, src["bytes"] if _is_int(src.get("bytes")) else 1 << 50)):
+        raise bad("source.header_bytes is not a byte count within source.bytes")
+    if src.get("sha256") is not None and not (isinstance(src["sha256"], str) and _HEX64.fullmatch(src["sha256"])):
+        raise bad("source.sha256 is not 64 hex digits")
+    frags = data.get("fragments")
+    if not isinstance(frags, list) or not frags:
+        raise bad("'fragments' is not a non-empty list")
+    for i, f in enumerate(frags):
         fid = f.get("id") if isinstance(f, dict) else None
         if not isinstance(fid, str) or not _HEX64.fullmatch(fid) or f.get("file") != f"{fid}.gguf":
-            raise ManifestError(f"{p}: fragment #{i} has no valid id/file (64 hex digits, <id>.gguf)")
-    return data
+            raise ManifestError(f"{where}: fragment #{i} has no valid id/file (64 hex digits, <id>.gguf)")
+        if not _is_int(f.get("bytes"), 1):
+            raise bad(f"fragment #{i} bytes is not a positive byte count")
+        if wrong(f, "role", lambda v: isinstance(v, str)) or \
+                wrong(f, "class", lambda v: v in ("always", "conditional")):
+            raise bad(f"fragment #{i} has no valid role/class")
+        if any(f.get(k) is not None and not _is_int(f.get(k)) for k in ("layer", "expert")):
+            raise bad(f"fragment #{i} layer/expert is neither null nor a non-negative integer")
+        if wrong(f, "slices", lambda v: isinstance(v, list)) or wrong(f, "units", lambda v: isinstance(v, dict)):
+            raise bad(f"fragment #{i} has no slices list / units object")

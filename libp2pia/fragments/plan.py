@@ -149,6 +149,9 @@ def plan_specs(header: GGUFHeader, max_fragment_bytes: int = limits.DEFAULT_MAX_
     if max_fragment_bytes < limits.MIN_FRAGMENT_BYTES:
         raise Libp2piaError(f"fragment size limit {max_fragment_bytes} is below the minimum "
                             f"{limits.MIN_FRAGMENT_BYTES} bytes")
+    if max_fragment_bytes > limits.MAX_FRAGMENT_LIMIT_BYTES:
+        raise Libp2piaError(f"fragment size limit {max_fragment_bytes} is above the maximum "
+                            f"{limits.MAX_FRAGMENT_LIMIT_BYTES} bytes (1 TiB)")
     hp = hparams(header)
     arch = header.architecture
     fams, core, leftover = build_families(header, hp)

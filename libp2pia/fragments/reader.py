@@ -19,7 +19,7 @@ from gguf import GGMLQuantizationType
 
 from .. import limits
 from ..errors import FragmentError, GGUFError
-from ..gguf.reader import GGUFHeader, TensorInfo, parse_header, read_header
+from ..gguf.reader import GGUFHeader, TensorInfo, map_readonly, parse_header, read_header
 from .fileformat import FLAG_BYTES, FLAG_DROP_PLANE, FLAG_REPLICA, FragmentSpec
 from .manifest import build_manifest, fragment_json
 from .plan import plan_specs, source_info
@@ -160,16 +160,8 @@ def _fragment_from_header(header: GGUFHeader, buf: Any, where: str) -> Fragment:
 def open_fragment(path: str | os.PathLike[str]) -> Fragment:
     """Open a fragment file (memory-mapped; call ``close()`` or use ``with``)."""
     p = Path(path)
-    f = open(p, "rb")
-    try:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            raise FragmentError(f"{p}: empty fragment file")
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except BaseException:
-        f.close()
-        raise
-    f.close()
+    with open(p, "rb") as f:
+        mm, size = map_readonly(f, p)
     try:
         header = parse_header(mm, size, str(p), p)
         for t in header.tensors:
@@ -207,8 +199,8 @@ class GGUFFragments:
                  max_fragment_bytes: int = limits.DEFAULT_MAX_FRAGMENT_BYTES) -> None:
         self.path = Path(path)
         self.header = read_header(self.path)
-        self._file = open(self.path, "rb")
-        self._mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        with open(self.path, "rb") as f:
+            self._mm, _ = map_readonly(f, self.path)
         self.hparams, self.specs = plan_specs(self.header, max_fragment_bytes, self._mm)
         self.manifest = build_manifest(self.hparams, self.specs, max_fragment_bytes, source_info(self.header))
 
@@ -222,7 +214,6 @@ class GGUFFragments:
                         [FragmentSlice(s, slice_data(self._mm, s)) for s in spec.slices], self.path)
 
     def close(self) -> None:
-        self._file.close()
         try:
             self._mm.close()
         except BufferError:

@@ -19,7 +19,7 @@ import numpy as np
 from .. import limits
 from ..errors import FragmentError, GGUFError, ManifestError
 from ..gguf.reader import parse_header
-from .manifest import load_manifest
+from .manifest import check_fields, load_manifest
 from .plan import HEADER_SLICE
 from .reader import Fragment, open_fragment
 from .slices import ByteSlice, Slice
@@ -38,6 +38,7 @@ def verify(manifest_path: str | os.PathLike[str],
     """Check the manifest and every fragment it names; return the manifest. Raises on the first problem."""
     mpath = Path(manifest_path)
     manifest = load_manifest(mpath)
+    check_fields(manifest, str(mpath), complete=True)
     for i, entry in enumerate(manifest["fragments"]):
         path = mpath.parent / entry["file"]
         if not path.is_file():
@@ -54,6 +55,9 @@ def verify(manifest_path: str | os.PathLike[str],
         if described != expected:
             raise FragmentError(f"fragment #{i} {entry['file']} does not match its manifest entry "
                                 f"(swapped or foreign fragment)")
+        if path.stat().st_size != entry["bytes"]:  # the file is right (hash, metadata); its listed size is not
+            raise ManifestError(f"{mpath}: fragment #{i} {entry['file']} has {path.stat().st_size} bytes, "
+                                f"the manifest says {entry['bytes']}")
         if on_progress:
             on_progress(entry["bytes"])
     return manifest
@@ -63,6 +67,8 @@ def reassemble(manifest_path: str | os.PathLike[str], out_path: str | os.PathLik
                on_progress: Callable[[int], None] | None = None) -> str:
     """Rebuild the source GGUF; returns its sha256 (equal to the manifest's, or it raises)."""
     mpath, out = Path(manifest_path), Path(out_path)
+    if out.is_dir():
+        raise FragmentError(f"output {out} is a directory")
     if out.exists() and not overwrite:
         raise FragmentError(f"output {out} already exists (use --force to replace it)")
     manifest = verify(mpath)
@@ -81,10 +87,23 @@ def reassemble(manifest_path: str | os.PathLike[str], out_path: str | os.PathLik
         got = file_sha256(tmp)
         if got != want:
             raise FragmentError(f"reassembled file sha256 {got[:16]}… differs from the source {want[:16]}…")
-        tmp.replace(out)
+        if overwrite:
+            tmp.replace(out)
+        else:
+            _link_no_clobber(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return got
+
+
+def _link_no_clobber(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out`` unless ``out`` appeared meanwhile (rename would silently replace it)."""
+    try:
+        os.link(tmp, out)
+    except FileExistsError as exc:
+        raise FragmentError(f"output {out} already exists (use --force to replace it)") from exc
+    except OSError:  # a filesystem without hard links: fall back to the (checked above) rename
+        tmp.replace(out)
 
 
 def _paint(directory: Path, manifest: dict[str, Any], mm: mmap.mmap,

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType
@@ -299,6 +299,15 @@ def _tensor_info(where: str, name: str, shape: tuple[int, ...], qid: int, offset
     return info
 
 
+def map_readonly(f: BinaryIO, where: str | os.PathLike[str]) -> tuple[mmap.mmap, int]:
+    """A read-only memory map of the whole open file ``f`` and its size. An empty file is a
+    GGUFError (it is not a GGUF, and mmap cannot map zero bytes). The map outlives ``f``."""
+    size = os.fstat(f.fileno()).st_size
+    if size == 0:
+        raise GGUFError(f"{where}: not a GGUF file (empty)")
+    return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), size
+
+
 def read_header(path: str | os.PathLike[str], require_data: bool = True) -> GGUFHeader:
     """Read a GGUF file's header through a memory map (only the header pages are touched).
 
@@ -307,11 +316,9 @@ def read_header(path: str | os.PathLike[str], require_data: bool = True) -> GGUF
     """
     p = Path(path)
     with open(p, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            raise GGUFError(f"{p}: not a GGUF file (empty)")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            header = parse_header(mm, size, str(p), p)
+        mm, size = map_readonly(f, p)
+    with mm:
+        header = parse_header(mm, size, str(p), p)
     if require_data:
         check_data_bounds(header)
     return header

@@ -199,6 +199,25 @@ def expand_unspecified(addr: str) -> list[str]:
     return [f"/ip4/{ip}/{addr[len(prefix):]}" for ip in sorted(set(ips))] or [addr]
 
 
+def parse_multiaddr(addr: str) -> multiaddr.Multiaddr:
+    """A multiaddr from text; a malformed one (a typo, or a peer's garbage) is PeerUnavailable,
+    not one of multiaddr's own exception types escaping to the caller."""
+    try:
+        return multiaddr.Multiaddr(addr)
+    except Exception as exc:  # noqa: BLE001 - multiaddr raises several unrelated types
+        raise PeerUnavailable(f"not a multiaddr: {addr[:200]!r} ({exc})") from exc
+
+
+def peer_info(addr: str) -> PeerInfo:
+    """``/ip4/.../tcp/.../p2p/<id>`` → PeerInfo; PeerUnavailable if it is not such an address."""
+    try:
+        return info_from_p2p_addr(parse_multiaddr(addr))
+    except PeerUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - libp2p raises InvalidAddrError, ValueError, ...
+        raise PeerUnavailable(f"not a peer address (…/p2p/<peer id>): {addr[:200]!r} ({exc})") from exc
+
+
 def make_host(key_pair: KeyPair | None = None, listen: Sequence[str] = (DEFAULT_LISTEN,)) -> IHost:
     """A host that speaks TCP + Noise + yamux only, one connection per peer."""
     kp = key_pair or create_new_key_pair()
@@ -248,7 +267,7 @@ class NetHost:
 
     async def connect(self, addr: str | PeerInfo, timeout: float = DEFAULT_DIAL_TIMEOUT_S) -> ID:
         """Dial a peer (``/ip4/.../tcp/.../p2p/<id>`` or a PeerInfo); PeerUnavailable on failure."""
-        info = info_from_p2p_addr(multiaddr.Multiaddr(addr)) if isinstance(addr, str) else addr
+        info = peer_info(addr) if isinstance(addr, str) else addr
         try:
             with trio.fail_after(timeout):
                 await self.host.connect(info)

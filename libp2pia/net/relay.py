@@ -20,7 +20,6 @@ import logging
 from collections.abc import Sequence
 from typing import Literal
 
-import multiaddr
 import trio
 from libp2p.host.autonat import AutoNATService, AutoNATStatus
 from libp2p.host.autonat.autonat import AUTONAT_PROTOCOL_ID
@@ -39,7 +38,7 @@ from ..limits import (
     RELAY_DIAL_TIMEOUT_S, RELAY_MAX_CIRCUITS, RELAY_MAX_RESERVATIONS, RELAY_RESERVATION_TTL_S,
 )
 from .framed import open_stream, to_peer_id, translate_link_errors
-from .host import NetHost, conn_kind
+from .host import NetHost, conn_kind, parse_multiaddr
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ class RelayClient:
 
     async def dial(self, addr: str, timeout: float = RELAY_DIAL_TIMEOUT_S) -> ID:
         """Connect to a peer through ``<relay>/p2p-circuit/p2p/<peer>``; returns the peer id."""
-        maddr = multiaddr.Multiaddr(addr)
+        maddr = parse_multiaddr(addr)
         with translate_link_errors(f"relayed dial {addr[-20:]}", timeout):
             conn = await self.transport.dial(maddr)
         return conn.muxed_conn.peer_id
