@@ -297,6 +297,13 @@ def test_reassemble_onto_a_directory(frags: Path, tmp_path: Path, capsys: pytest
     nothing_left(tmp_path, "frags", "outdir")
 
 
+def test_reassemble_into_a_missing_directory(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "nope" / "out.gguf"
+    line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(out))
+    assert line == f"libp2pia: error: output directory {out.parent} does not exist"
+    nothing_left(tmp_path, "frags")
+
+
 def test_reassemble_never_clobbers_a_file_that_appears_meanwhile(frags: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --force the final move must not replace a file created after the up-front check."""
