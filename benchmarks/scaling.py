@@ -188,6 +188,7 @@ def main() -> int:
         "fibre, MLA shared projections at the client": replace(
             base, latency=LatencyParams(client_roles=("core", "router", "attn_shared"))),
         "fibre, kernels 0.5 GB/s": replace(base, weight_bytes_per_s=0.5e9),
+        "fibre, kernels 2.5 GB/s (earlier placeholder)": replace(base, weight_bytes_per_s=2.5e9),
         "fibre, kernels 10 GB/s": replace(base, weight_bytes_per_s=10e9),
         "fibre, 10 % peers failed, x5": replace(base, replication=5, fail=0.10),
         "fibre, routing skew 1.0 (Zipf)": replace(base, routing_skew=1.0),

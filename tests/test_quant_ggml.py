@@ -51,3 +51,13 @@ def test_live_vec_dot(name: str) -> None:
         X = (rng.standard_normal((3, cols)) * np.exp(rng.standard_normal((3, cols)))).astype(np.float32)
         G = np.stack([ggml_ref.vec_dot_rows(name, raw, x) for x in X])
         assert_close_to_ggml(matmul(raw, name, X), G, row_scale(raw, name, X), f"{name} {rows}x{cols}")
+
+
+@pytest.mark.parametrize("name", ALL_TYPES)
+def test_golden_without_avx2(golden: dict[str, np.ndarray], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float32 kernel that serves mode="ggml" on CPUs without AVX2 meets the same tolerance."""
+    from libp2pia.quant import api
+
+    monkeypatch.setattr(api, "HAS_AVX2", False)
+    X, raw, G = golden["X"], golden[f"{name}/raw"], golden[f"{name}/Y"]
+    assert_close_to_ggml(matmul(raw, name, X), G, row_scale(raw, name, X), f"{name} golden, no AVX2")

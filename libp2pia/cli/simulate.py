@@ -37,9 +37,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--routing-skew", type=float, default=0.0,
                    help="Zipf exponent of expert popularity (0 = uniform routing)")
-    p.add_argument("--weight-gbps", type=float, default=2.5,
-                   help="GB/s of quantized weights one 2-core peer multiplies (default 2.5, placeholder "
-                        "until benchmarks/kernels.py measures it)")
+    p.add_argument("--weight-gbps", type=float, default=6.0,
+                   help="GB/s of quantized weights a desktop/laptop peer multiplies (phones: 0.4x); default 6, "
+                        "from benchmarks/kernels.py (docs/kernels.md)")
     p.add_argument("--activation-bytes", type=int, choices=(2, 4), default=4,
                    help="bytes per activation value on the wire (4 = float32, 2 = float16)")
     p.add_argument("--client-holds", default="core,router",

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..limits import DEFAULT_CONTEXT_LENGTH
+from ..model.build import COMPUTE_ROLES
+from ..quant import warmup
 from ..model.sampling import SamplingParams
 from ..model.tokenizer import Tokenizer
 from .client import Engine
@@ -32,6 +34,8 @@ class LocalRunner:
     @classmethod
     def open(cls, path: str | Path, *, context_limit: int = DEFAULT_CONTEXT_LENGTH) -> "LocalRunner":
         model = load_model(path, context_limit=context_limit)
+        # compile (or load from numba's cache) the kernels now, so the first prompt's timing is the prompt's
+        warmup(sorted({s["type"] for f in model.fragments if f["role"] in COMPUTE_ROLES for s in f["slices"]}))
         return cls(model, Tokenizer.from_metadata(model.metadata), Engine(model.layout, InProcessBackend(model.shards)))
 
     def encode(self, text: str, *, chat: bool = False, system: str | None = None) -> list[int]:

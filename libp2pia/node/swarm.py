@@ -136,6 +136,7 @@ class LocalSwarm:
         boot = self.bootstrap_addrs
         if self.with_relay:
             self.relay = self._spawn("relay", node_command("relay"), self._env())
+        self._prewarm_kernels()
         for i, d in enumerate(dirs):
             storage = worker_bytes(self.manifest, plan[i]) + 1
             cmd = node_command("worker", "--bootstrap", *boot, "--fragments", str(d), "--storage", str(storage),
@@ -143,6 +144,14 @@ class LocalSwarm:
             self.workers.append(self._spawn(f"worker-{i}", cmd, self._env(self.worker_threads)))
         self._wait_ready(([self.relay] if self.relay else []) + self.workers)
         return self
+
+    def _prewarm_kernels(self) -> None:
+        """Compile the model's quant kernels once, here, before the workers start: they then load them
+        from numba's on-disk cache instead of all compiling the same code at once on the same cores."""
+        from ..quant import SUPPORTED, warmup
+
+        names = {q.name for q in SUPPORTED}
+        warmup(sorted({s["type"] for f in self.manifest["fragments"] for s in f["slices"] if s.get("type") in names}))
 
     def kill_worker(self, index: int) -> None:
         """SIGKILL one worker (failover demos and tests)."""

@@ -27,7 +27,7 @@ _FM = {"reassoc", "contract", "nsz", "arcp"}
 ROWS_PER_GROUP = 4  # rows computed together: shares every activation load, 4 independent accumulators
 
 
-@njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy", inline="always")
+@njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy")
 def _rows(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g):  # pragma: no cover - compiled
     """y[n, r] for all rows r (padded to a multiple of 4) and batch items n.
 

@@ -264,7 +264,7 @@ def hsum(typingctx, v):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
-@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+@njit(nogil=True, cache=True, error_model="numpy")
 def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g):  # pragma: no cover
     """Rows 4g..4g+3 of y[n, r] (same contract as _kernels.dot_rows), xq int8 (N, nsub, sub), sub 16 or 32.
 

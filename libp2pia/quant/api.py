@@ -4,16 +4,15 @@ Two arithmetic paths (see docs/kernels.md):
 
 | mode    | activation                                  | agrees with                       |
 |---------|---------------------------------------------|-----------------------------------|
-| "ggml"  | quantized like ggml (Q8_0/Q8_1/Q8_K/F16)    | ggml's vec_dot, ~1e-6 rel per row |
+| "ggml"  | quantized like ggml (Q8_0/Q8_1/Q8_K/F16)    | ggml's vec_dot (<= 5e-8 sum|w x|) |
 | "exact" | float32 as given                            | dequantize(W) @ x in float64      |
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Iterable, Literal
-
-import time
 
 import numba
 import numpy as np
@@ -33,8 +32,9 @@ class PreparedMatrix:
     """A weight matrix checked and re-laid-out once at load time; accepted by matvec/matmul.
 
     `raw` keeps the GGUF bytes (rows, row_bytes). The kernels' forms are built on first use and kept:
-    `simd_form` for mode="ggml" on AVX2 CPUs (Q4_K keeps its GGUF nibbles; other quantized types one int8
-    per weight) and `float_form` (one int8/float32 per weight, layout.py) for mode="exact" and F32/F16/BF16.
+    `simd_form` for mode="ggml" on AVX2 CPUs (Q4_K, Q5_0 and Q6_K keep their GGUF bytes; other quantized types
+    one int8 per weight) and `float_form` (one int8/float32 per weight, layout.py) for mode="exact",
+    F32/F16/BF16 and CPUs without AVX2.
     prepare() builds the form of the default mode right away, so the cost lands at load time.
     """
 
@@ -99,10 +99,7 @@ def prepare(weights: np.ndarray | PreparedMatrix, qtype: QType | str) -> Prepare
         return weights
     w = as_bytes_2d(weights, spec)
     pm = PreparedMatrix(spec.qtype, w.shape[0], spec.cols(w.shape[1]), w)
-    if _use_simd(spec):
-        pm.simd_form
-    else:
-        pm.float_form
+    _ = pm.simd_form if _use_simd(spec) else pm.float_form  # build the default mode's form now
     return pm
 
 

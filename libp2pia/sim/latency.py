@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .coverage import route
-from .peers import Peers, client_link
+from .peers import DEFAULT_WEIGHT_BYTES_PER_S, Peers, client_link
 from .placement import Placement
 from .plan import DEFAULT_CLIENT_ROLES, ROLE_INDEX, PlanArrays
 
@@ -41,7 +41,7 @@ class LatencyParams:
 
     client_msg_cpu_s: float = 0.75e-3     # half of py-libp2p's 1.5 ms loopback RTT (both ends on one box)
     peer_overhead_s: float = 0.75e-3      # the peer's half of it
-    client_weight_bps: float = 2.5e9      # client-side kernels (router GEMV, held roles)
+    client_weight_bps: float = DEFAULT_WEIGHT_BYTES_PER_S   # client-side kernels (router GEMV, held roles)
     logits_response_bytes: int = 2048     # top candidates from a vocabulary shard, not full logits
     activation_bytes: int = 4             # float32 activations on the wire
     client_roles: tuple[str, ...] = DEFAULT_CLIENT_ROLES

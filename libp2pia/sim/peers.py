@@ -79,9 +79,12 @@ NETWORKS: dict[str, dict[str, Link]] = {
                "phone": Link(75.0, 0.5, 30, 8)},
 }
 
-#: Quantized weight bytes per second one 2-core peer streams through its matvec
-#: kernel. A placeholder until benchmarks/kernels.py measures it; a parameter everywhere.
-DEFAULT_WEIGHT_BYTES_PER_S = 2.5e9
+#: Quantized weight bytes per second one peer streams through its matvec kernel.
+#: Measured by benchmarks/kernels.py (docs/kernels.md, 22 Nov 2026): our Q4_K kernel,
+#: 1 thread, CPU-time median 1.63 ms per 10 MB (min 1.04; Q6_K 1.36) on a loaded
+#: 2-vCPU EPYC, i.e. ~6 GB/s. A parameter everywhere (--weight-gbps); the brief's
+#: earlier placeholder was 2.5 GB/s.
+DEFAULT_WEIGHT_BYTES_PER_S = 6.0e9
 
 
 @dataclass(frozen=True)
