@@ -297,6 +297,13 @@ def test_reassemble_onto_a_directory(frags: Path, tmp_path: Path, capsys: pytest
     nothing_left(tmp_path, "frags", "outdir")
 
 
+def test_reassemble_into_a_missing_directory(frags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "nope" / "out.gguf"
+    line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(out))
+    assert line == f"libp2pia: error: output directory {out.parent} does not exist"
+    nothing_left(tmp_path, "frags")
+
+
 def test_reassemble_never_clobbers_a_file_that_appears_meanwhile(frags: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --force the final move must not replace a file created after the up-front check."""
@@ -375,3 +382,29 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=120)
     assert r.stdout.startswith("{")
     assert r.stderr == "", r.stderr
+
+
+def test_sigint_during_reassemble_leaves_nothing(gemma_path: Path, tmp_path: Path) -> None:
+    """Ctrl-C while the output is being written: exit 130, no output, no temporary file."""
+    import os
+    import signal
+    import time
+
+    fragment(gemma_path, tmp_path / "frags")
+    out = tmp_path / "out" / "gemma.gguf"
+    out.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "libp2pia", "reassemble", str(tmp_path / "frags" / "manifest.json"),
+                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not list(out.parent.iterdir()):
+            time.sleep(0.005)  # wait for the temporary output to appear (after every fragment is verified)
+        assert proc.poll() is None, "reassemble finished before it could be interrupted"
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and err.strip() == "libp2pia: interrupted", err
+    assert list(out.parent.iterdir()) == []

@@ -172,3 +172,28 @@ async def test_a_malformed_address_is_peer_unavailable(addr: str, message: str) 
             with pytest.raises(PeerUnavailable) as ei:
                 await a.connect(addr, timeout=5)
     assert message in str(ei.value)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["close", "reset"])
+async def test_guarded_close_and_reset_are_bounded(autojump_clock, fails: bool) -> None:  # noqa: ANN001
+    """After the handler, the guard closes (or on error resets) the stream; a peer that stopped
+    reading can make that wait forever, so it is bounded. (A stand-in stream whose close/reset
+    never return; the thing under test is the guard.)"""
+    from libp2pia.limits import DEFAULT_STREAM_OPEN_TIMEOUT_S
+    from libp2pia.net.host import guarded
+
+    class StuckStream:
+        async def close(self) -> None:
+            await trio.sleep_forever()
+
+        async def reset(self) -> None:
+            await trio.sleep_forever()
+
+    async def handler(stream) -> None:  # noqa: ANN001
+        if fails:
+            raise RuntimeError("boom")
+
+    start = trio.current_time()
+    with trio.fail_after(DEFAULT_STREAM_OPEN_TIMEOUT_S * 3):
+        await guarded(handler, "test")(StuckStream())  # type: ignore[arg-type]
+    assert trio.current_time() - start == pytest.approx(DEFAULT_STREAM_OPEN_TIMEOUT_S)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import limits
-from ..errors import FragmentError, GGUFError, ManifestError
+from ..errors import FragmentError, GGUFError, Libp2piaError, ManifestError
 from ..gguf.reader import parse_header
 from .manifest import check_fields, load_manifest
 from .plan import HEADER_SLICE
@@ -69,6 +69,8 @@ def reassemble(manifest_path: str | os.PathLike[str], out_path: str | os.PathLik
     mpath, out = Path(manifest_path), Path(out_path)
     if out.is_dir():
         raise FragmentError(f"output {out} is a directory")
+    if not out.parent.is_dir():  # checked before hashing every fragment, and named (not the temp file)
+        raise Libp2piaError(f"output directory {out.parent} does not exist")
     if out.exists() and not overwrite:
         raise FragmentError(f"output {out} already exists (use --force to replace it)")
     manifest = verify(mpath)

@@ -40,7 +40,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
 from ..errors import NetworkError, PeerUnavailable
-from ..limits import DEFAULT_DIAL_TIMEOUT_S, HOST_CLOSE_TIMEOUT_S
+from ..limits import DEFAULT_DIAL_TIMEOUT_S, DEFAULT_STREAM_OPEN_TIMEOUT_S, HOST_CLOSE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +175,12 @@ def guarded(handler: StreamHandler, name: str | None = None, *, close: bool = Tr
         except Exception as exc:  # noqa: BLE001 - the whole point: contain everything
             log.warning("%s: stream from %s failed: %s: %s", label, stream_peer(stream)[:16],
                         type(exc).__name__, exc)
-            with contextlib.suppress(Exception):
+            # bounded: a peer that stopped reading must not pin this task forever
+            with trio.move_on_after(DEFAULT_STREAM_OPEN_TIMEOUT_S), contextlib.suppress(Exception):
                 await stream.reset()
             return
         if close:
-            with contextlib.suppress(Exception):
+            with trio.move_on_after(DEFAULT_STREAM_OPEN_TIMEOUT_S), contextlib.suppress(Exception):
                 await stream.close()
 
     return wrapper
