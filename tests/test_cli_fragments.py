@@ -100,8 +100,8 @@ def test_fragment_then_reassemble(moe: Path, tmp_path: Path, capsys: pytest.Capt
     assert (tmp_path / "m.gguf").read_bytes() == moe.read_bytes()
 
 
-def test_demo_on_a_small_model(moe: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = run_ok(capsys, "demo", "--model", str(moe), "--max-fragment-size", "1MiB")
+def test_demo_reassemble_on_a_small_model(moe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_ok(capsys, "demo", "--reassemble", "--model", str(moe), "--max-fragment-size", "1MiB")
     assert "sha256 matches" in out and "fragments" in out
 
 
