@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from fractions import Fraction
@@ -24,6 +25,14 @@ def parse_size(text: str) -> int:
     if exact.denominator != 1:
         raise Libp2piaError(f"not a whole number of bytes: {text!r}")
     return int(exact)
+
+
+def size_arg(text: str) -> int:
+    """``parse_size`` for argparse's ``type=``: a bad value becomes a usage error carrying our message."""
+    try:
+        return parse_size(text)
+    except Libp2piaError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def progress(total: int, desc: str, unit: str = "B") -> Any:

@@ -42,7 +42,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
-    from ..cli._common import parse_size
+    from ..cli._common import size_arg
 
     p = argparse.ArgumentParser(prog=prog or f"libp2pia-{role}", description=HELP[role])
     _common(p)
@@ -52,7 +52,7 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
     elif role == "worker":
         p.add_argument("--fragments", type=Path, required=True, metavar="DIR",
                        help="directory with manifest.json and fragment files to serve")
-        p.add_argument("--storage", type=parse_size, default=DEFAULT_WORKER_STORAGE_BYTES,
+        p.add_argument("--storage", type=size_arg, default=DEFAULT_WORKER_STORAGE_BYTES,
                        help="storage budget: serve fragments up to this many bytes (default 10MB)")
         p.add_argument("--context", type=int, default=DEFAULT_CONTEXT_LENGTH, help="KV cache limit per session")
         p.add_argument("--status-period", type=float, default=30.0, help="seconds between status lines")
