@@ -44,6 +44,7 @@ from ..net.rpc import ComputeClient
 from ..net.transfer import fetch_from_any
 from ..wire.manifest import canonical_json
 from .backend import NetworkBackend
+from .failover import network_backend
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class ClientConfig:
     wire_dtype: str = "float32"
     context_limit: int = DEFAULT_CONTEXT_LENGTH
     discovery_deadline: float = DISCOVERY_DEADLINE_S
+    relays: Sequence[str] = ()            # relay multiaddrs: peers behind NATs are reached through them
 
 
 @dataclass
@@ -197,7 +199,8 @@ class NetworkClient:
             tokenizer = Tokenizer.from_metadata(src.metadata)
             rpc = ComputeClient(net)
             try:
-                yield cls(net, dht, manifest, tokenizer, layout, NetworkBackend(rpc, providers, cfg.wire_dtype))
+                backend = await network_backend(net, rpc, providers, cfg.wire_dtype, tuple(cfg.relays))
+                yield cls(net, dht, manifest, tokenizer, layout, backend)
             finally:
                 with trio.CancelScope(shield=True):
                     await rpc.aclose()
@@ -245,6 +248,8 @@ class NetworkClient:
         """Generate in a fresh session, yielding tokens as they arrive (end-of-generation ids not shown)."""
         (params or SamplingParams()).validate()
         session = await self.engine.open_session()
+        if hasattr(self.backend, "track"):   # failover replays the engine's attention history
+            self.backend.track(session)
         self.last = RunStats(peers=self.backend.used_peers(session.id))
         try:
             gen = Generation(self.engine, session, prompt, max_new_tokens, params, eog=self.tokenizer.eos_ids,
