@@ -1,4 +1,4 @@
-"""Node pieces without a swarm: replica choice, spreading, the fragment store, fragment transfer."""
+"""Node pieces without a swarm: replica choice, spreading, the fragment store (transfer: tests/test_net_transfer*)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ import hashlib
 import json
 from pathlib import Path
 
-import pytest
-import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libp2pia.errors import FragmentError
-from libp2pia.net.host import open_host
-from libp2pia.net.transfer import PROTOCOL_ID, fetch_fragment, fetch_from_any, fragment_handler
 from libp2pia.node.backend import choose_replicas
-from libp2pia.node.client import unwrap_errors
 from libp2pia.node.spread import plan_spread
 
 
@@ -47,54 +41,6 @@ def test_plan_spread_core_everywhere_rest_r_times() -> None:
     assert all(held[0] == "core" for held in plan)
     for f in frags[1:]:
         assert sum(f["id"] in held for held in plan) == 2
-
-
-async def _serve_and_fetch(tmp_path: Path, files: dict[str, bytes], fid: str, lookup_ids: dict[str, str]):  # noqa: ANN202
-    src = tmp_path / "src"
-    src.mkdir()
-    for name, data in files.items():
-        (src / name).write_bytes(data)
-
-    def lookup(i: str) -> Path | None:
-        return src / lookup_ids[i] if i in lookup_ids else None
-
-    with trio.fail_after(30):
-        async with open_host() as server, open_host() as client:
-            server.handle(PROTOCOL_ID, fragment_handler(lookup))
-            await client.connect(server.addrs[0])
-            return await fetch_fragment(client, server.peer_id, fid, tmp_path / "dst")
-
-
-async def test_transfer_verifies_before_storing(tmp_path: Path) -> None:
-    data = bytes(range(256)) * 9000                      # > 2 chunks
-    fid = hashlib.sha256(data).hexdigest()
-    path = await _serve_and_fetch(tmp_path, {"good": data}, fid, {fid: "good"})
-    assert path == tmp_path / "dst" / f"{fid}.gguf" and path.read_bytes() == data
-
-
-async def test_transfer_drops_corrupt_bytes(tmp_path: Path) -> None:
-    data = b"x" * 5000
-    fid = hashlib.sha256(data).hexdigest()
-    with pytest.raises(FragmentError, match="do not hash"), unwrap_errors():
-        await _serve_and_fetch(tmp_path, {"bad": b"y" * 5000}, fid, {fid: "bad"})
-    assert not any((tmp_path / "dst").iterdir())          # nothing half-written left behind
-
-
-async def test_transfer_falls_back_to_another_provider(tmp_path: Path) -> None:
-    data = b"fragment" * 1000
-    fid = hashlib.sha256(data).hexdigest()
-    (tmp_path / "good").write_bytes(data)
-    (tmp_path / "bad").write_bytes(data[::-1])
-    with trio.fail_after(30):
-        async with open_host() as liar, open_host() as honest, open_host() as client:
-            liar.handle(PROTOCOL_ID, fragment_handler(lambda i: tmp_path / "bad"))
-            honest.handle(PROTOCOL_ID, fragment_handler(lambda i: tmp_path / "good" if i == fid else None))
-            for h in (liar, honest):
-                await client.connect(h.addrs[0])
-            got = await fetch_from_any(client, [liar.peer_id, honest.peer_id], fid, tmp_path / "dst")
-            assert got.read_bytes() == data
-            with pytest.raises(FragmentError, match="could not be fetched"), unwrap_errors():
-                await fetch_from_any(client, [liar.peer_id], "0" * 64, tmp_path / "dst2")
 
 
 def test_store_serves_core_first_then_within_budget(tmp_path: Path) -> None:

@@ -17,15 +17,20 @@ raises a clear error naming the peer and the fragment.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import multiaddr
 import numpy as np
 import trio
 
 from ..engine.interface import ShardCall, ShardResult
 from ..errors import MissingFragment, NetworkError, SessionError
+from ..net.framed import to_peer_id
+from ..net.peers import PeerState, PeerTable
 from ..net.rpc import ComputeClient
 from ..wire.compute import WireCall
 
@@ -59,6 +64,7 @@ class BackendStats:
     phases: int = 0
     messages: int = 0
     calls: int = 0
+    seconds: float = 0.0         # wall time inside call(): network + remote compute
 
 
 @dataclass
@@ -74,13 +80,34 @@ class NetworkBackend:
     rpc: ComputeClient
     providers: dict[str, list[str]]                 # fragment id -> peer ids (base58), from DHT + announcements
     wire_dtype: str = "float32"
+    table: PeerTable | None = None                  # heartbeat view: announced holders, suspect/dead peers
     stats: BackendStats = field(default_factory=BackendStats)
     sessions: dict[str, _Session] = field(default_factory=dict)
 
     def peers(self) -> list[str]:
         return sorted({p for ps in self.providers.values() for p in ps})
 
+    def merge_announcements(self) -> None:
+        """Add the holders heard on gossip to the DHT's view (their addresses into the peer store)."""
+        if self.table is None:
+            return
+        store = self.rpc.net.host.get_peerstore()
+        for rec in self.table.peers(PeerState.ALIVE):
+            known = [f for f in rec.fragments if f in self.providers]
+            if not known:
+                continue
+            with contextlib.suppress(Exception):   # a malformed address in an announcement is skipped
+                store.add_addrs(to_peer_id(rec.peer_id), [multiaddr.Multiaddr(a) for a in rec.addrs], 3600)
+            for f in known:
+                if rec.peer_id not in self.providers[f]:
+                    self.providers[f].append(rec.peer_id)
+
+    def usable(self, peer: str) -> bool:
+        """Not known to be suspect or dead (calls that failed, heartbeats missed)."""
+        return self.table is None or self.table.state(peer) in (None, PeerState.ALIVE)
+
     async def open_session(self, session_id: str) -> None:
+        self.merge_announcements()
         rtt: dict[str, float] = {}
 
         async def open_on(peer: str) -> None:
@@ -93,7 +120,8 @@ class NetworkBackend:
 
         async with trio.open_nursery() as n:
             for peer in self.peers():
-                n.start_soon(open_on, peer)
+                if self.usable(peer):
+                    n.start_soon(open_on, peer)
         pinned = choose_replicas(self.providers, rtt)
         self.sessions[session_id] = _Session(pinned, sorted(rtt))
 
@@ -112,6 +140,7 @@ class NetworkBackend:
                 raise MissingFragment(c.fragment_id, "no reachable peer holds it")
             groups.setdefault(peer, []).append(i)
         out: list[ShardResult | None] = [None] * len(calls)
+        t0 = time.perf_counter()
 
         async def send(peer: str, idx: list[int]) -> None:
             wire = [WireCall(calls[i].fragment_id, calls[i].kind, int(calls[i].layer or 0),  # type: ignore[arg-type]
@@ -138,6 +167,7 @@ class NetworkBackend:
                     n.start_soon(guarded_send, peer, idx)
             if errors:
                 raise errors[0]
+        self.stats.seconds += time.perf_counter() - t0
         self.stats.phases += 1
         self.stats.messages += len(groups)
         self.stats.calls += len(calls)

@@ -34,17 +34,21 @@ from ..engine.client import Engine
 from ..engine.generation import Generation, GenerationResult
 from ..engine.loader import ManifestSource, client_data
 from ..errors import Libp2piaError, MissingFragment, NetworkError, PeerUnavailable
-from ..limits import DEFAULT_CONTEXT_LENGTH
+from ..limits import DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S
 from ..model.layout import ModelLayout
 from ..model.sampling import SamplingParams
 from ..model.tokenizer import Tokenizer
 from ..net.dht import Dht
+from ..net.framed import to_peer_id
+from ..net.gossip import Heartbeats
+from ..net.peers import PeerTable
 from ..net.host import DEFAULT_LISTEN, NetHost, open_host
 from ..net.rpc import ComputeClient
 from ..net.transfer import fetch_from_any
 from ..wire.manifest import canonical_json
 from .backend import NetworkBackend
 from .failover import network_backend
+from .services import start_gossip
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,7 @@ class ClientConfig:
     wire_dtype: str = "float32"
     context_limit: int = DEFAULT_CONTEXT_LENGTH
     discovery_deadline: float = DISCOVERY_DEADLINE_S
+    heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
     relays: Sequence[str] = ()            # relay multiaddrs: peers behind NATs are reached through them
 
 
@@ -95,12 +100,23 @@ class RunStats:
         return steps / self.decode_seconds if self.decode_seconds > 0 else 0.0
 
 
-async def find_providers(dht: Dht, fragment_ids: Sequence[str], deadline: float,
-                         self_id: str) -> dict[str, list[str]]:
-    """fragment id -> peer ids, looked up in parallel rounds until every fragment has a holder."""
+async def find_providers(dht: Dht, fragment_ids: Sequence[str], deadline: float, self_id: str,
+                         table: PeerTable | None = None) -> dict[str, list[str]]:
+    """fragment id -> peer ids: DHT lookups in parallel rounds, plus the holders heard on gossip
+    (``table``), until every fragment has a holder or the deadline passes."""
     found: dict[str, list[str]] = {}
     store = dht.net.host.get_peerstore()
     limiter = trio.CapacityLimiter(MAX_PARALLEL_LOOKUPS)
+
+    def from_gossip() -> None:
+        for fid in fragment_ids:
+            for pid in table.holders(fid) if table is not None else ():
+                rec = table.get(pid)  # type: ignore[union-attr]
+                with contextlib.suppress(Exception):  # a malformed announced address is skipped
+                    store.add_addrs(to_peer_id(pid), [multiaddr.Multiaddr(a) for a in rec.addrs],
+                                    PROVIDER_ADDR_TTL_S)
+                if pid != self_id and pid not in found.get(fid, []):
+                    found.setdefault(fid, []).append(pid)
 
     async def lookup(fid: str) -> None:
         async with limiter:
@@ -122,10 +138,12 @@ async def find_providers(dht: Dht, fragment_ids: Sequence[str], deadline: float,
 
     end = time.monotonic() + deadline
     while True:
+        from_gossip()
         todo = [f for f in fragment_ids if f not in found]
         async with trio.open_nursery() as n:
             for fid in todo:
                 n.start_soon(lookup, fid)
+        from_gossip()
         missing = [f for f in fragment_ids if f not in found]
         if not missing or time.monotonic() > end:
             return found
@@ -180,14 +198,24 @@ class NetworkClient:
     @contextlib.asynccontextmanager
     async def _connect(cls, cfg: ClientConfig) -> AsyncIterator["NetworkClient"]:
         async with open_host(cfg.listen) as net:
+            gossip = await start_gossip(net)                    # before any connection
             dht = Dht(net, server=False)
             if not cfg.bootstrap:
                 raise PeerUnavailable("a client needs at least one bootstrap address")
             if not await dht.start(cfg.bootstrap):
                 raise PeerUnavailable(f"none of the bootstrap nodes answered: {', '.join(cfg.bootstrap)}")
             manifest = await cls._manifest(dht, cfg)
+            heartbeats = None
+            if gossip is not None:
+                heartbeats = Heartbeats(gossip, manifest["model_id"], period=cfg.heartbeat_period)
+                try:
+                    await heartbeats.start()                    # listen only: who is alive, who holds what
+                except NetworkError as exc:
+                    log.warning("heartbeats unavailable (DHT only): %s", exc)
+                    heartbeats = None
             ids = [f["id"] for f in manifest["fragments"]]
-            providers = await find_providers(dht, ids, cfg.discovery_deadline, net.peer_id.to_base58())
+            providers = await find_providers(dht, ids, cfg.discovery_deadline, net.peer_id.to_base58(),
+                                             heartbeats.table if heartbeats else None)
             missing = [f for f in ids if f not in providers]
             if missing:
                 raise MissingFragment(missing[0], f"{len(missing)} of {len(ids)} fragments have no provider "
@@ -197,9 +225,10 @@ class NetworkClient:
             model_cfg, norms, routers = client_data(src, cfg.context_limit)
             layout = ModelLayout.from_fragments(model_cfg, manifest["fragments"], norms, routers)
             tokenizer = Tokenizer.from_metadata(src.metadata)
-            rpc = ComputeClient(net)
+            rpc = ComputeClient(net, observer=heartbeats.observe if heartbeats else None)
+            backend = await network_backend(net, rpc, providers, cfg.wire_dtype,
+                                            heartbeats.table if heartbeats else None, tuple(cfg.relays))
             try:
-                backend = await network_backend(net, rpc, providers, cfg.wire_dtype, tuple(cfg.relays))
                 yield cls(net, dht, manifest, tokenizer, layout, backend)
             finally:
                 with trio.CancelScope(shield=True):
@@ -229,8 +258,8 @@ class NetworkClient:
         root.mkdir(parents=True, exist_ok=True)
         for entry in manifest["fragments"]:
             if entry["role"] in ("core", "router") and not (root / entry["file"]).exists():
-                await fetch_from_any(net, providers[entry["id"]], entry["id"], root,
-                                     expected_bytes=int(entry["bytes"]))
+                await fetch_from_any(net, providers[entry["id"]], entry["id"], root / entry["file"],
+                                     max_bytes=int(entry["bytes"]))
         if not (root / "manifest.json").exists():
             _write_json(root / "manifest.json", manifest)
         return root

@@ -75,7 +75,6 @@ def replay_calls(session: Session, fragment_id: str, layer: int, before: int) ->
 class FailoverBackend(NetworkBackend):
     """NetworkBackend + replica failover and attention replay (see the module docstring)."""
 
-    table: Any = None                                           # net.peers.PeerTable, optional
     reach: Any = None                                           # async (peer) -> None: dial (relays, ...)
     down: set[str] = field(default_factory=set)
     engine_sessions: dict[str, Session] = field(default_factory=dict)
@@ -252,11 +251,11 @@ __all__ = ["FailoverBackend", "FailoverEvent", "failover_summary", "replay_calls
 
 
 async def network_backend(net: Any, rpc: Any, providers: dict[str, list[str]], wire_dtype: str,
-                          relays: list[str] | tuple[str, ...] = ()) -> FailoverBackend:
+                          table: Any = None, relays: list[str] | tuple[str, ...] = ()) -> FailoverBackend:
     """The client's backend: failover always; with ``relays``, peers behind NATs reached through them."""
     reach = None
     if relays:
         from .nat import Reacher, start_nat
 
         reach = Reacher(net, await start_nat(net), list(relays))
-    return FailoverBackend(rpc, providers, wire_dtype, reach=reach)
+    return FailoverBackend(rpc, providers, wire_dtype, table, reach=reach)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Libp2piaError
-from ..limits import DEFAULT_CONTEXT_LENGTH, DEFAULT_WORKER_STORAGE_BYTES
+from ..limits import DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S, DEFAULT_WORKER_STORAGE_BYTES
 
 ROLES = ("bootstrap", "relay", "worker", "client")
 HELP = {
@@ -56,6 +56,8 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
                        help="storage budget: serve fragments up to this many bytes (default 10MB)")
         p.add_argument("--context", type=int, default=DEFAULT_CONTEXT_LENGTH, help="KV cache limit per session")
         p.add_argument("--status-period", type=float, default=30.0, help="seconds between status lines")
+        p.add_argument("--heartbeat-period", type=float, default=DEFAULT_HEARTBEAT_PERIOD_S,
+                       help="seconds between two announcements on gossip (default 30)")
     elif role == "client":
         p.add_argument("--model", required=True, metavar="MODEL_ID", help="model id (sha256 of its manifest)")
         p.add_argument("--prompt", "-p", default=None, help="one-shot prompt; without it: interactive chat")
@@ -192,7 +194,7 @@ async def _worker(args: argparse.Namespace) -> None:
     from .worker import Worker, WorkerConfig
 
     cfg = WorkerConfig(args.fragments, args.bootstrap, args.storage, args.data_dir, _listen(args), args.context,
-                       args.status_period)
+                       args.status_period, heartbeat_period=args.heartbeat_period)
     worker = await trio.to_thread.run_sync(Worker.load, cfg.fragments, cfg.storage, cfg.context_limit)
     await _serve(worker.serve, cfg)
 

@@ -17,6 +17,8 @@ import trio
 
 from ..fragments import load_manifest
 from ..net.dht import Dht
+from ..errors import NetworkError
+from ..net.gossip import Gossip, Heartbeats
 from ..net.relay import start_relay_hop
 from ..net.host import DEFAULT_LISTEN, open_host
 
@@ -34,6 +36,17 @@ class ServiceConfig:
     manifests: Sequence[Path] = ()         # bootstrap only: manifest.json files to publish
 
 
+async def start_gossip(net: Any) -> Gossip | None:
+    """Gossipsub for heartbeats; a failure leaves the node on the DHT alone (logged)."""
+    gossip = Gossip(net)
+    try:
+        await gossip.start()
+    except NetworkError as exc:
+        log.warning("gossip unavailable (DHT only): %s", exc)
+        return None
+    return gossip
+
+
 def ready_info(role: str, net: Any, **extra: Any) -> dict[str, Any]:
     return {"role": role, "peer_id": net.peer_id.to_base58(), "addrs": net.addrs, **extra}
 
@@ -42,9 +55,13 @@ async def serve_bootstrap(cfg: ServiceConfig, *, task_status: Any = trio.TASK_ST
     """A DHT server that publishes the given model manifests; no compute."""
     manifests = [load_manifest(p if p.name == "manifest.json" else p / "manifest.json") for p in cfg.manifests]
     async with open_host(cfg.listen, data_dir=cfg.data_dir) as net:
+        gossip = await start_gossip(net)
         dht = Dht(net, server=True)
         await dht.start(cfg.bootstrap)
         models = [await dht.put_manifest(m) for m in manifests]
+        if gossip is not None:            # subscribe, so heartbeats flow through the node everybody knows
+            for mid in models:
+                await Heartbeats(gossip, mid).start()
         task_status.started(ready_info("bootstrap", net, models=models))
         while True:
             await trio.sleep(MANIFEST_REPUBLISH_S)

@@ -32,6 +32,9 @@ from ..limits import PROCESS_READY_TIMEOUT_S, PROCESS_STOP_TIMEOUT_S
 from .spread import spread, worker_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Heartbeat period of local swarm workers: a client that joins after the workers' first
+#: announcement hears the next one within seconds (the DHT covers the rest).
+SWARM_HEARTBEAT_PERIOD_S = 5.0
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -62,7 +65,8 @@ class LocalSwarm:
 
     def __init__(self, fragments: Path, n_workers: int = 6, replication: int = 2, *, work_dir: Path,
                  relay: bool = True, ready_timeout: float = PROCESS_READY_TIMEOUT_S,
-                 worker_threads: int = 1, verbose: bool = False) -> None:
+                 worker_threads: int = 1, verbose: bool = False,
+                 heartbeat_period: float = SWARM_HEARTBEAT_PERIOD_S) -> None:
         self.fragments = Path(fragments)
         self.n_workers, self.replication = n_workers, replication
         self.work_dir = Path(work_dir)
@@ -70,6 +74,7 @@ class LocalSwarm:
         self.ready_timeout = ready_timeout
         self.worker_threads = worker_threads
         self.verbose = verbose
+        self.heartbeat_period = heartbeat_period
         self.manifest = load_manifest(self.fragments / "manifest.json")
         self.procs: list[Proc] = []
         self.bootstrap: Proc | None = None
@@ -133,7 +138,8 @@ class LocalSwarm:
             self.relay = self._spawn("relay", node_command("relay"), self._env())
         for i, d in enumerate(dirs):
             storage = worker_bytes(self.manifest, plan[i]) + 1
-            cmd = node_command("worker", "--bootstrap", *boot, "--fragments", str(d), "--storage", str(storage))
+            cmd = node_command("worker", "--bootstrap", *boot, "--fragments", str(d), "--storage", str(storage),
+                               "--heartbeat-period", str(self.heartbeat_period))
             self.workers.append(self._spawn(f"worker-{i}", cmd, self._env(self.worker_threads)))
         self._wait_ready(([self.relay] if self.relay else []) + self.workers)
         return self

@@ -30,19 +30,25 @@ import trio
 from ..engine.interface import ShardCall
 from ..engine.loader import ManifestSource, client_data
 from ..engine.local import close_session, execute
-from ..errors import Libp2piaError, MissingFragment, PeerUnavailable, SessionError
-from ..limits import DEFAULT_CONTEXT_LENGTH, DEFAULT_WORKER_STORAGE_BYTES
+from ..errors import Libp2piaError, MissingFragment, NetworkError, PeerUnavailable, SessionError
+from ..limits import (
+    DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S, DEFAULT_WORKER_STORAGE_BYTES, MAX_ANNOUNCED_ADDRS,
+    MAX_ANNOUNCED_FRAGMENTS,
+)
 from ..model.attention import AttentionShard
 from ..model.build import COMPUTE_ROLES, Shard, build_shard
 from ..model.ffn import FFNShard
 from ..model.vocab import VocabShard
 from ..net.dht import Dht
+from ..net.gossip import Gossip, Heartbeats
 from ..net.host import DEFAULT_LISTEN, open_host
 from ..net.rpc import PROTOCOL_ID as COMPUTE_PROTOCOL
 from ..net.rpc import ServerStats, compute_handler
 from ..net.transfer import PROTOCOL_ID as FRAGMENT_PROTOCOL
 from ..net.transfer import fragment_handler
+from ..wire.announce import Announcement
 from ..wire.compute import WireCall
+from .services import start_gossip
 from .store import FragmentStore
 
 log = logging.getLogger(__name__)
@@ -61,6 +67,7 @@ class WorkerConfig:
     context_limit: int = DEFAULT_CONTEXT_LENGTH
     status_period: float = STATUS_PERIOD_S
     publish_manifest: bool = True
+    heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
 
 
 @dataclass
@@ -181,17 +188,33 @@ class Worker:
         async with open_host(cfg.listen, data_dir=cfg.data_dir) as net:
             net.handle(COMPUTE_PROTOCOL, compute_handler(self, self.stats))
             net.handle(FRAGMENT_PROTOCOL, fragment_handler(self.store.path))
+            gossip = await start_gossip(net)                    # before any connection (pubsub greets on connect)
             dht = Dht(net)
             joined = await dht.start(cfg.bootstrap)
             if cfg.bootstrap and not joined:
                 raise PeerUnavailable(f"none of the {len(cfg.bootstrap)} bootstrap node(s) answered")
             await self._announce(dht, cfg)
+            if gossip is not None:
+                await self._heartbeats(gossip, net, cfg)
             info = WorkerInfo(net.peer_id.to_base58(), net.addrs, self.store.model_id, sorted(self.store.held),
                               self.store.bytes_held, warm, joined)
             task_status.started(info)
             while True:
                 await trio.sleep(cfg.status_period)
                 print(f"worker {info.peer_id[-8:]}: {self.status()}", file=sys.stderr, flush=True)
+
+    async def _heartbeats(self, gossip: Gossip, net: Any, cfg: WorkerConfig) -> None:
+        """Announce (peer, addresses, fragments held, sessions) on the model's topic every period."""
+        fragments = sorted(self.store.held)[:MAX_ANNOUNCED_FRAGMENTS]
+
+        def announcement() -> Announcement:
+            return Announcement("", "", 0, addrs=net.addrs[:MAX_ANNOUNCED_ADDRS], fragments=fragments,
+                                load=float(self.limiter.borrowed_tokens), sessions=len(self.sessions))
+
+        try:
+            await Heartbeats(gossip, self.store.model_id, period=cfg.heartbeat_period).start(announcement)
+        except NetworkError as exc:
+            log.warning("heartbeats not started (DHT only): %s", exc)
 
     async def _announce(self, dht: Dht, cfg: WorkerConfig) -> None:
         """Provide every fragment held on the DHT (in parallel) and publish the manifest.
