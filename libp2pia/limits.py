@@ -132,3 +132,7 @@ FRAGMENT_TRANSFER_TIMEOUT_S = 120.0
 PROCESS_READY_TIMEOUT_S = 180.0
 #: How long a terminated process may take to exit before it is killed.
 PROCESS_STOP_TIMEOUT_S = 10.0
+#: Largest fragment we download when the manifest's size is not at hand: an
+#: "oversize" fragment (one tensor row block that cannot be cut) may exceed the
+#: 10 MiB budget; this only bounds what a lying provider can make us write.
+MAX_FRAGMENT_FETCH_BYTES = 1024 * MiB

@@ -8,7 +8,7 @@ import os
 import pytest
 import trio
 
-from libp2pia.errors import FragmentError, MissingFragment, RemoteError
+from libp2pia.errors import FragmentError, MissingFragment, ProtocolError, RemoteError
 from libp2pia.limits import FRAGMENT_CHUNK_BYTES
 from libp2pia.net.host import open_host
 from libp2pia.net.transfer import PROTOCOL_ID, fetch_fragment, fetch_from_any, fragment_handler
@@ -30,21 +30,23 @@ async def test_fetch_verify_and_skip_a_corrupt_provider(tmp_path) -> None:
                 await client.connect(s.addrs[0])
 
             with pytest.raises(FragmentError, match="corrupt"):
-                await fetch_fragment(client, bad.peer_id, fid, out / f"{fid}.gguf", max_bytes=len(data))
+                await fetch_fragment(client, bad.peer_id, fid, out, expected_bytes=len(data))
             assert list(out.iterdir()) == []  # nothing half-written left behind
 
             with pytest.raises(RemoteError) as ei:
-                await fetch_fragment(client, good.peer_id, "0" * 64, out / "x", max_bytes=len(data))
+                await fetch_fragment(client, good.peer_id, "0" * 64, out)
             assert ei.value.code == "UNKNOWN_SHARD"
 
             flagged = []
-            path, used = await fetch_from_any(client, [bad.peer_id, good.peer_id], fid, out / f"{fid}.gguf",
-                                              max_bytes=len(data), on_bad_provider=lambda p, e: flagged.append(p))
+            path, used = await fetch_from_any(client, [bad.peer_id, good.peer_id], fid, out,
+                                              expected_bytes=len(data), on_bad_provider=lambda p, e: flagged.append(p))
             assert used == good.peer_id.to_base58() and flagged == [bad.peer_id.to_base58()]
-            assert path.read_bytes() == data
+            assert path == out / f"{fid}.gguf" and path.read_bytes() == data
             assert sorted(p.name for p in out.iterdir()) == [f"{fid}.gguf"]
 
+            other = tmp_path / "other"
             with pytest.raises(MissingFragment, match=fid):
-                await fetch_from_any(client, [bad.peer_id], fid, out / "y", max_bytes=len(data))
-            with pytest.raises(Exception, match="exceeds"):  # a provider claiming a bigger file is refused
-                await fetch_fragment(client, good.peer_id, fid, out / "z", max_bytes=len(data) - 1)
+                await fetch_from_any(client, [bad.peer_id], fid, other)
+            with pytest.raises(ProtocolError, match="expected"):  # a size other than the manifest's is refused
+                await fetch_fragment(client, good.peer_id, fid, other, expected_bytes=len(data) - 1)
+            assert list(other.iterdir()) == []

@@ -20,7 +20,9 @@ from libp2p.abc import INetStream
 from libp2p.peer.id import ID
 
 from ..errors import FragmentError, MissingFragment, NetworkError, ProtocolError, RemoteError
-from ..limits import DEFAULT_REQUEST_TIMEOUT_S, FRAGMENT_CHUNK_BYTES, FRAGMENT_TRANSFER_TIMEOUT_S
+from ..limits import (
+    DEFAULT_REQUEST_TIMEOUT_S, FRAGMENT_CHUNK_BYTES, FRAGMENT_TRANSFER_TIMEOUT_S, MAX_FRAGMENT_FETCH_BYTES,
+)
 from ..wire.compute import WireError, check_fragment_id
 from ..wire.fragment import (
     PROTOCOL_ID, FragmentChunk, FragmentRequest, decode_fragment_chunk, decode_fragment_request,
@@ -81,20 +83,24 @@ async def fetch_fragment(
     net: NetHost,
     peer: ID | str,
     fragment_id: str,
-    dest: Path,
+    dest_dir: Path,
     *,
-    max_bytes: int,
+    expected_bytes: int | None = None,
     timeout: float = FRAGMENT_TRANSFER_TIMEOUT_S,
 ) -> Path:
-    """Download ``fragment_id`` from ``peer`` into ``dest`` (atomically, after checking its sha256).
+    """Download ``fragment_id`` from ``peer`` into ``dest_dir/<id>.gguf`` (the manifest's file
+    name), atomically, after checking its sha256 (and its size, if ``expected_bytes``).
 
     Raises PeerUnavailable/ProtocolError/RemoteError for transfer problems and
     FragmentError if the bytes do not hash to the id (nothing is left behind).
     """
     check_fragment_id(fragment_id)
     pid = to_peer_id(peer)
-    dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{id(dest):x}.part")
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / f"{fragment_id}.gguf"
+    limit = expected_bytes if expected_bytes is not None else MAX_FRAGMENT_FETCH_BYTES
+    tmp = dest_dir / f".{fragment_id}.{os.getpid()}.{id(pid):x}.part"
     digest = hashlib.sha256()
     stream = await open_stream(net.host, pid, [PROTOCOL_ID])
     fs = FramedStream(stream, MAX_CHUNK_FRAME)
@@ -112,8 +118,8 @@ async def fetch_fragment(
                         raise chunk.error.to_exception(pid.to_base58())
                     if chunk.fragment_id != fragment_id or chunk.offset != got:
                         raise ProtocolError(f"chunk of {chunk.fragment_id[:12]}@{chunk.offset}, expected @{got}")
-                    if chunk.total_bytes > max_bytes:
-                        raise ProtocolError(f"fragment of {chunk.total_bytes} bytes exceeds the {max_bytes} expected")
+                    if chunk.total_bytes > limit or (expected_bytes is not None and chunk.total_bytes != expected_bytes):
+                        raise ProtocolError(f"fragment of {chunk.total_bytes} bytes where {limit} were expected")
                     f.write(chunk.data)
                     digest.update(chunk.data)
                     got += len(chunk.data)
@@ -140,9 +146,9 @@ async def fetch_from_any(
     net: NetHost,
     providers: Sequence[ID | str],
     fragment_id: str,
-    dest: Path,
+    dest_dir: Path,
     *,
-    max_bytes: int,
+    expected_bytes: int | None = None,
     timeout: float = FRAGMENT_TRANSFER_TIMEOUT_S,
     on_bad_provider: Callable[[str, Exception], None] | None = None,
 ) -> tuple[Path, str]:
@@ -151,7 +157,8 @@ async def fetch_from_any(
     for p in providers:
         pid = to_peer_id(p).to_base58()
         try:
-            return await fetch_fragment(net, pid, fragment_id, dest, max_bytes=max_bytes, timeout=timeout), pid
+            path = await fetch_fragment(net, pid, fragment_id, dest_dir, expected_bytes=expected_bytes, timeout=timeout)
+            return path, pid
         except (NetworkError, FragmentError, RemoteError) as exc:
             log.info("fragment %s from %s failed: %s", fragment_id[:12], pid[:16], exc)
             reasons.append(f"{pid[:16]}: {type(exc).__name__}")
