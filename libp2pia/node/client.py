@@ -258,8 +258,8 @@ class NetworkClient:
         root.mkdir(parents=True, exist_ok=True)
         for entry in manifest["fragments"]:
             if entry["role"] in ("core", "router") and not (root / entry["file"]).exists():
-                await fetch_from_any(net, providers[entry["id"]], entry["id"], root / entry["file"],
-                                     max_bytes=int(entry["bytes"]))
+                await fetch_from_any(net, providers[entry["id"]], entry["id"], root,
+                                     expected_bytes=int(entry["bytes"]))
         if not (root / "manifest.json").exists():
             _write_json(root / "manifest.json", manifest)
         return root

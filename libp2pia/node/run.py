@@ -58,6 +58,8 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--status-period", type=float, default=30.0, help="seconds between status lines")
         p.add_argument("--heartbeat-period", type=float, default=DEFAULT_HEARTBEAT_PERIOD_S,
                        help="seconds between two announcements on gossip (default 30)")
+        p.add_argument("--relay", nargs="+", default=[], metavar="ADDR",
+                       help="relay multiaddr(s): AutoNAT asks them; if private, a slot is reserved on each")
     elif role == "client":
         p.add_argument("--model", required=True, metavar="MODEL_ID", help="model id (sha256 of its manifest)")
         p.add_argument("--prompt", "-p", default=None, help="one-shot prompt; without it: interactive chat")
@@ -67,6 +69,8 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object (tokens, text, timing, peers)")
         p.add_argument("--wire-dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                        help="activation encoding on the wire (float32: output identical to local)")
+        p.add_argument("--relay", nargs="+", default=[], metavar="ADDR",
+                       help="relay multiaddr(s): workers behind NATs are reached through them")
     return p
 
 
@@ -194,7 +198,7 @@ async def _worker(args: argparse.Namespace) -> None:
     from .worker import Worker, WorkerConfig
 
     cfg = WorkerConfig(args.fragments, args.bootstrap, args.storage, args.data_dir, _listen(args), args.context,
-                       args.status_period, heartbeat_period=args.heartbeat_period)
+                       args.status_period, heartbeat_period=args.heartbeat_period, relays=args.relay)
     worker = await trio.to_thread.run_sync(Worker.load, cfg.fragments, cfg.storage, cfg.context_limit)
     await _serve(worker.serve, cfg)
 

@@ -49,6 +49,7 @@ from ..net.transfer import fragment_handler
 from ..wire.announce import Announcement
 from ..wire.compute import WireCall
 from .services import start_gossip
+from .nat import worker_nat
 from .store import FragmentStore
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class WorkerConfig:
     status_period: float = STATUS_PERIOD_S
     publish_manifest: bool = True
     heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
+    relays: Sequence[str] = ()            # behind a NAT: reserve a slot on these (node.nat)
 
 
 @dataclass
@@ -81,9 +83,10 @@ class WorkerInfo:
     bytes_held: int
     warmup_seconds: float
     joined: int = 0
+    nat: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"role": "worker", "peer_id": self.peer_id, "addrs": self.addrs, "model_id": self.model_id,
+        return {**self.nat, "role": "worker", "peer_id": self.peer_id, "addrs": self.addrs, "model_id": self.model_id,
                 "fragments": len(self.fragments), "bytes": self.bytes_held,
                 "warmup_seconds": round(self.warmup_seconds, 3), "bootstrap_joined": self.joined}
 
@@ -193,11 +196,12 @@ class Worker:
             joined = await dht.start(cfg.bootstrap)
             if cfg.bootstrap and not joined:
                 raise PeerUnavailable(f"none of the {len(cfg.bootstrap)} bootstrap node(s) answered")
+            nat = await worker_nat(net, cfg.relays) if cfg.relays else None
             await self._announce(dht, cfg)
             if gossip is not None:
                 await self._heartbeats(gossip, net, cfg)
             info = WorkerInfo(net.peer_id.to_base58(), net.addrs, self.store.model_id, sorted(self.store.held),
-                              self.store.bytes_held, warm, joined)
+                              self.store.bytes_held, warm, joined, nat.to_json() if nat else {})
             task_status.started(info)
             while True:
                 await trio.sleep(cfg.status_period)

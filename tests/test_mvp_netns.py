@@ -1,0 +1,181 @@
+"""The MVP test: a 50-token greedy answer from Gemma through peers in different network namespaces,
+two of them behind NATs, surviving the SIGKILL of 2 workers mid-generation.
+
+Lab (tests/netlab.py, unique namespace names, torn down in ``finally``):
+
+| namespace        | processes                                   | reachable                          |
+|------------------|---------------------------------------------|------------------------------------|
+| wan (10.77.0.1)  | bootstrap, relay, worker-2, worker-3, client | directly                           |
+| lan1 (NAT 1)     | worker-0                                    | only through the relay (then DCUtR) |
+| lan2 (NAT 2)     | worker-1                                    | only through the relay (then DCUtR) |
+
+R = 2 (every fragment on 2 of the 4 workers). The client generates the answer twice in one join: once
+without failures, once while one NAT'd worker and one public worker are SIGKILLed (a pair whose loss
+leaves a replica of every fragment). Both answers must equal the local engine's.
+Skips only where root or iptables is missing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from netlab import lab_unavailable_reason, nat_lab
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = "The capital of France is"
+N_TOKENS = 50
+KILL_AT = (8, 20)                  # token indices of the second run at which the two workers die
+WORKER_NS = ("lan1", "lan2", "wan", "wan")
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+class Procs:
+    """Child processes with a JSON line protocol on stdout; all killed in ``stop``."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def spawn(self, name: str, prefix: list[str], cmd: list[str], threads: int | None = None) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        if threads:
+            env["NUMBA_NUM_THREADS"] = str(threads)
+        with open(self.work / f"{name}.log", "wb") as err:
+            p = subprocess.Popen([*prefix, sys.executable, *cmd], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=err, env=env, cwd=ROOT)
+        self.procs[name] = p
+        return p
+
+    def line(self, name: str, timeout: float) -> dict:
+        p = self.procs[name]
+        ready, _, _ = select.select([p.stdout], [], [], timeout)
+        raw = p.stdout.readline() if ready else b""
+        if not raw:
+            raise AssertionError(f"{name}: no output within {timeout:.0f} s (rc {p.poll()}); log:\n{self.tail(name)}")
+        return json.loads(raw)
+
+    def tail(self, name: str, n: int = 20) -> str:
+        try:
+            return "\n".join((self.work / f"{name}.log").read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def kill(self, name: str) -> None:
+        self.procs[name].kill()
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+        for p in self.procs.values():
+            p.wait(timeout=30)
+            p.stdout.close()
+
+
+def node(role: str, *args: str) -> list[str]:
+    return ["-m", "libp2pia.node.run", role, *args]
+
+
+def safe_kill_pair(plan: list[list[str]], core: set[str]) -> tuple[int, int]:
+    """A NAT'd worker and a public one whose loss leaves a replica of every fragment."""
+    held = [set(p) - core for p in plan]
+    for a, b in itertools.product((0, 1), (2, 3)):
+        if not held[a] & held[b]:
+            return a, b
+    raise AssertionError(f"no safe pair in the placement {[len(h) for h in held]}")
+
+
+def test_mvp_50_tokens_through_nats_survive_two_kills(gemma_path: Path, tmp_path: Path, capsys) -> None:
+    reason = lab_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    from libp2pia.engine.runner import LocalRunner
+    from libp2pia.node.spread import spread, worker_bytes
+    from libp2pia.node.swarm import fragment_cache
+
+    frags = fragment_cache(gemma_path, 10 * 2**20)
+    runner = LocalRunner.open(frags)
+    ids = runner.encode(PROMPT)
+    local = trio.run(runner.generate, ids, N_TOKENS).tokens
+    text = runner.tokenizer.decode(local)
+    manifest = json.loads((frags / "manifest.json").read_text())
+    del runner
+
+    dirs = spread(frags, tmp_path / "spread", 4, 2)
+    plan = json.loads((tmp_path / "spread" / "placement.json").read_text())["workers"]
+    core = {f["id"] for f in manifest["fragments"] if f["role"] == "core"}
+    kill = safe_kill_pair(plan, core)
+
+    procs = Procs(tmp_path)
+    with nat_lab(nats=2) as lab:
+        try:
+            wan = lab.ip("wan")
+            procs.spawn("bootstrap", lab.exec("wan"), node("bootstrap", "--listen", f"/ip4/{wan}/tcp/0",
+                                                           "--manifest", str(frags)))
+            boot = [a for a in procs.line("bootstrap", 120)["addrs"] if wan in a]
+            procs.spawn("relay", lab.exec("wan"), node("relay", "--listen", f"/ip4/{wan}/tcp/0"))
+            relay = [a for a in procs.line("relay", 120)["addrs"] if wan in a]
+            for i, (d, ns) in enumerate(zip(dirs, WORKER_NS)):
+                procs.spawn(f"worker-{i}", lab.exec(ns), node(
+                    "worker", "--listen", f"/ip4/{lab.ip(ns)}/tcp/0", "--bootstrap", *boot, "--relay", *relay,
+                    "--fragments", str(d), "--storage", str(worker_bytes(manifest, plan[i]) + 1)), threads=1)
+            workers = [procs.line(f"worker-{i}", 300) for i in range(4)]
+            reach = {f"worker-{i}": w.get("reachability") for i, w in enumerate(workers)}
+            assert reach["worker-0"] == "private" and reach["worker-1"] == "private", reach
+            assert workers[0]["circuits"] and workers[1]["circuits"]
+
+            procs.spawn("client", lab.exec("wan"), [
+                str(ROOT / "tests" / "failover_client.py"), "--ip", wan, "--bootstrap", *boot, "--relay", *relay,
+                "--model", manifest["model_id"], "--prompt", PROMPT, "-n", str(N_TOKENS), "--runs", "2",
+                "--data-dir", str(tmp_path / "client"), "--wait-direct", "10"])
+            runs: list[dict] = []
+            killed: list[tuple[str, int, float]] = []
+            dcutr: dict = {}
+            while True:
+                ev = procs.line("client", 240)
+                if ev["event"] == "error":
+                    raise AssertionError(f"client failed: {ev}\nworker logs:\n"
+                                         + "\n".join(procs.tail(f"worker-{i}", 5) for i in range(4)))
+                if ev["event"] == "token" and ev["run"] == 1 and ev["i"] in KILL_AT:
+                    victim = f"worker-{kill[KILL_AT.index(ev['i'])]}"
+                    procs.kill(victim)
+                    killed.append((victim, ev["i"], time.monotonic()))
+                elif ev["event"] == "run":
+                    runs.append(ev)
+                elif ev["event"] == "dcutr":
+                    dcutr = ev["kinds"]
+                elif ev["event"] == "done":
+                    break
+        finally:
+            procs.stop()
+
+    peer_name = {w["peer_id"][-8:]: f"worker-{i}" for i, w in enumerate(workers)}
+    clean, failed = runs
+    report = {
+        "reachability": reach,
+        "first_link": {peer_name.get(p, p): h for p, h in clean["reach"].items()},
+        "kinds_run1": {peer_name.get(p, p): k for p, k in clean["kinds"].items()},
+        "kinds_after_dcutr_wait": {peer_name.get(p, p): k for p, k in dcutr.items()},
+        "killed": [(name, f"after token {i}") for name, i, _ in killed],
+        "failovers": [{**f, "peer": peer_name.get(f["peer"][-8:], f["peer"])} for f in failed["failovers"]],
+        "seconds": {"clean": round(clean["seconds"], 1), "with_kills": round(failed["seconds"], 1)},
+        "text": PROMPT + text,
+    }
+    with capsys.disabled():
+        print("\nMVP:", json.dumps(report, indent=1))
+    assert len(killed) == 2
+    assert clean["tokens"] == local
+    assert failed["tokens"] == local
+    assert {f["peer"] for f in report["failovers"]} >= {name for name, _, _ in killed}
+    assert sum(f["replayed_layers"] for f in failed["failovers"]) >= 1
