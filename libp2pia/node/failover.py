@@ -156,8 +156,9 @@ class FailoverBackend(NetworkBackend):
             s.pinned[fid] = cand
             if call.kind == "attention":
                 self.pending_replay[session_id].add(fid)
-            if ev is not None:
-                ev.moved[fid] = cand
+            target = ev or (self.events[-1] if self.events else None)   # moved because of the last failure
+            if target is not None:
+                target.moved[fid] = cand
             log.info("fragment %s now on %s", fid[:12], cand[-8:])
             return cand
         gone = ", ".join(sorted(p[-8:] for p in self.providers.get(fid, []))) or "none known"

@@ -50,8 +50,11 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--manifest", nargs="+", type=Path, default=[], metavar="PATH",
                        help="manifest.json (or a fragment directory) of a model to publish")
     elif role == "worker":
-        p.add_argument("--fragments", type=Path, required=True, metavar="DIR",
-                       help="directory with manifest.json and fragment files to serve")
+        p.add_argument("--fragments", type=Path, default=None, metavar="DIR",
+                       help="directory with manifest.json and fragment files to serve (without it: --model, and "
+                            "the fragments with the fewest live replicas are fetched from peers, see node.acquire)")
+        p.add_argument("--model", default=None, metavar="MODEL_ID",
+                       help="without --fragments: the model whose fragments to fetch into DATA_DIR/store")
         p.add_argument("--storage", type=parse_size, default=DEFAULT_WORKER_STORAGE_BYTES,
                        help="storage budget: serve fragments up to this many bytes (default 10MB)")
         p.add_argument("--context", type=int, default=DEFAULT_CONTEXT_LENGTH, help="KV cache limit per session")
@@ -197,8 +200,13 @@ async def _worker(args: argparse.Namespace) -> None:
 
     from .worker import Worker, WorkerConfig
 
+    extra: dict = {}
+    if args.fragments is None:                     # fetch from peers what the network is shortest of
+        from .acquire import acquire_from_args
+
+        args.fragments, extra = await acquire_from_args(args)
     cfg = WorkerConfig(args.fragments, args.bootstrap, args.storage, args.data_dir, _listen(args), args.context,
-                       args.status_period, heartbeat_period=args.heartbeat_period, relays=args.relay)
+                       args.status_period, heartbeat_period=args.heartbeat_period, relays=args.relay, extra=extra)
     worker = await trio.to_thread.run_sync(Worker.load, cfg.fragments, cfg.storage, cfg.context_limit)
     await _serve(worker.serve, cfg)
 

@@ -70,6 +70,7 @@ class WorkerConfig:
     publish_manifest: bool = True
     heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
     relays: Sequence[str] = ()            # behind a NAT: reserve a slot on these (node.nat)
+    extra: dict[str, Any] = field(default_factory=dict)   # added to the readiness line (e.g. node.acquire's report)
 
 
 @dataclass
@@ -83,10 +84,10 @@ class WorkerInfo:
     bytes_held: int
     warmup_seconds: float
     joined: int = 0
-    nat: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.nat, "role": "worker", "peer_id": self.peer_id, "addrs": self.addrs, "model_id": self.model_id,
+        return {**self.extra, "role": "worker", "peer_id": self.peer_id, "addrs": self.addrs, "model_id": self.model_id,
                 "fragments": len(self.fragments), "bytes": self.bytes_held,
                 "warmup_seconds": round(self.warmup_seconds, 3), "bootstrap_joined": self.joined}
 
@@ -201,7 +202,7 @@ class Worker:
             if gossip is not None:
                 await self._heartbeats(gossip, net, cfg)
             info = WorkerInfo(net.peer_id.to_base58(), net.addrs, self.store.model_id, sorted(self.store.held),
-                              self.store.bytes_held, warm, joined, nat.to_json() if nat else {})
+                              self.store.bytes_held, warm, joined, {**cfg.extra, **(nat.to_json() if nat else {})})
             task_status.started(info)
             while True:
                 await trio.sleep(cfg.status_period)
