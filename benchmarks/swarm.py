@@ -71,7 +71,8 @@ async def rtt_ms(client: NetworkClient, peers: list[str], k: int = 20) -> float:
 
 
 async def swarm_run(swarm: LocalSwarm, n: int, tmp: Path, wire_dtype: str) -> dict:
-    cfg = ClientConfig(swarm.bootstrap_addrs, swarm.model_id, data_dir=tmp, wire_dtype=wire_dtype)
+    cfg = ClientConfig(swarm.bootstrap_addrs, swarm.model_id, data_dir=tmp, wire_dtype=wire_dtype,
+                       discovery_deadline=300)
     async with NetworkClient.connect(cfg) as client:
         rpc, stats = client.backend.rpc, client.backend.stats
         ids = client.encode(PROMPT)

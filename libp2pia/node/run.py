@@ -59,6 +59,8 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
                        help="storage budget: serve fragments up to this many bytes (default 10MB)")
         p.add_argument("--context", type=int, default=DEFAULT_CONTEXT_LENGTH, help="KV cache limit per session")
         p.add_argument("--status-period", type=float, default=30.0, help="seconds between status lines")
+        p.add_argument("--publish-manifest", action="store_true",
+                       help="also publish the model manifest on the DHT (bootstrap nodes normally do)")
         p.add_argument("--heartbeat-period", type=float, default=DEFAULT_HEARTBEAT_PERIOD_S,
                        help="seconds between two announcements on gossip (default 30)")
         p.add_argument("--relay", nargs="+", default=[], metavar="ADDR",
@@ -206,7 +208,8 @@ async def _worker(args: argparse.Namespace) -> None:
 
         args.fragments, extra = await acquire_from_args(args)
     cfg = WorkerConfig(args.fragments, args.bootstrap, args.storage, args.data_dir, _listen(args), args.context,
-                       args.status_period, heartbeat_period=args.heartbeat_period, relays=args.relay, extra=extra)
+                       args.status_period, publish_manifest=args.publish_manifest,
+                       heartbeat_period=args.heartbeat_period, relays=args.relay, extra=extra)
     worker = await trio.to_thread.run_sync(Worker.load, cfg.fragments, cfg.storage, cfg.context_limit)
     await _serve(worker.serve, cfg)
 

@@ -67,7 +67,7 @@ class WorkerConfig:
     listen: Sequence[str] = (DEFAULT_LISTEN,)
     context_limit: int = DEFAULT_CONTEXT_LENGTH
     status_period: float = STATUS_PERIOD_S
-    publish_manifest: bool = True
+    publish_manifest: bool = False      # the bootstrap nodes publish it; N workers re-putting 64 KiB records swamp a small DHT
     heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
     relays: Sequence[str] = ()            # behind a NAT: reserve a slot on these (node.nat)
     extra: dict[str, Any] = field(default_factory=dict)   # added to the readiness line (e.g. node.acquire's report)
