@@ -49,6 +49,8 @@ async def main(args: argparse.Namespace) -> None:
                     continue
                 toks.append(tok.id)
                 times.append(time.monotonic())
+                if len(toks) == 1:                  # the peers this session's fragments are pinned to
+                    emit(event="session", run=run, used=client.last.peers)
                 emit(event="token", run=run, i=len(toks) - 1, id=tok.id, t=times[-1])
             reach = getattr(client.backend.reach, "how", {})
             emit(event="run", run=run, tokens=toks, times=times, seconds=time.monotonic() - t0,

@@ -87,13 +87,16 @@ def node(role: str, *args: str) -> list[str]:
     return ["-m", "libp2pia.node.run", role, *args]
 
 
-def safe_kill_pair(plan: list[list[str]], core: set[str]) -> tuple[int, int]:
-    """A NAT'd worker and a public one whose loss leaves a replica of every fragment."""
+def safe_kill_pair(plan: list[list[str]], core: set[str], used: set[int]) -> tuple[int, int]:
+    """Two workers the session uses (a NAT'd and a public one if possible) whose loss leaves a replica
+    of every fragment."""
     held = [set(p) - core for p in plan]
-    for a, b in itertools.product((0, 1), (2, 3)):
-        if not held[a] & held[b]:
+    pairs = [(a, b) for a, b in itertools.product((0, 1), (2, 3))]
+    pairs += [p for p in itertools.combinations(range(4), 2) if p not in pairs]
+    for a, b in pairs:
+        if a in used and b in used and not held[a] & held[b]:
             return a, b
-    raise AssertionError(f"no safe pair in the placement {[len(h) for h in held]}")
+    raise AssertionError(f"no safe pair among the workers used {sorted(used)}")
 
 
 def test_mvp_50_tokens_through_nats_survive_two_kills(gemma_path: Path, tmp_path: Path, capsys) -> None:
@@ -115,7 +118,7 @@ def test_mvp_50_tokens_through_nats_survive_two_kills(gemma_path: Path, tmp_path
     dirs = spread(frags, tmp_path / "spread", 4, 2)
     plan = json.loads((tmp_path / "spread" / "placement.json").read_text())["workers"]
     core = {f["id"] for f in manifest["fragments"] if f["role"] == "core"}
-    kill = safe_kill_pair(plan, core)
+    kill: tuple[int, int] = (-1, -1)
 
     procs = Procs(tmp_path)
     with nat_lab(nats=2) as lab:
@@ -147,7 +150,10 @@ def test_mvp_50_tokens_through_nats_survive_two_kills(gemma_path: Path, tmp_path
                 if ev["event"] == "error":
                     raise AssertionError(f"client failed: {ev}\nworker logs:\n"
                                          + "\n".join(procs.tail(f"worker-{i}", 5) for i in range(4)))
-                if ev["event"] == "token" and ev["run"] == 1 and ev["i"] in KILL_AT:
+                if ev["event"] == "session" and ev["run"] == 1:
+                    ids_ = [w["peer_id"] for w in workers]
+                    kill = safe_kill_pair(plan, core, {ids_.index(p) for p in ev["used"] if p in ids_})
+                elif ev["event"] == "token" and ev["run"] == 1 and ev["i"] in KILL_AT:
                     victim = f"worker-{kill[KILL_AT.index(ev['i'])]}"
                     procs.kill(victim)
                     killed.append((victim, ev["i"], time.monotonic()))

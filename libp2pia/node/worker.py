@@ -193,11 +193,11 @@ class Worker:
             net.handle(COMPUTE_PROTOCOL, compute_handler(self, self.stats))
             net.handle(FRAGMENT_PROTOCOL, fragment_handler(self.store.path))
             gossip = await start_gossip(net)                    # before any connection (pubsub greets on connect)
-            dht = Dht(net)
+            nat = await worker_nat(net, cfg.relays) if cfg.relays else None
+            dht = Dht(net, server=not (nat and nat.reachability == "private"))   # undialable: DHT client only
             joined = await dht.start(cfg.bootstrap)
             if cfg.bootstrap and not joined:
                 raise PeerUnavailable(f"none of the {len(cfg.bootstrap)} bootstrap node(s) answered")
-            nat = await worker_nat(net, cfg.relays) if cfg.relays else None
             await self._announce(dht, cfg)
             if gossip is not None:
                 await self._heartbeats(gossip, net, cfg)
