@@ -83,6 +83,12 @@ class Procs:
             p.stdout.close()
 
 
+def _step(times: list[float]) -> float:
+    """Median gap between two tokens."""
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    return gaps[len(gaps) // 2]
+
+
 def node(role: str, *args: str) -> list[str]:
     return ["-m", "libp2pia.node.run", role, *args]
 
@@ -173,7 +179,11 @@ def test_mvp_50_tokens_through_nats_survive_two_kills(gemma_path: Path, tmp_path
         "first_link": {peer_name.get(p, p): h for p, h in clean["reach"].items()},
         "kinds_run1": {peer_name.get(p, p): k for p, k in clean["kinds"].items()},
         "kinds_after_dcutr_wait": {peer_name.get(p, p): k for p, k in dcutr.items()},
-        "killed": [(name, f"after token {i}") for name, i, _ in killed],
+        "killed": [{"worker": name, "after_token": i,
+                    "kill_to_next_token_s": round(next(t for t in failed["times"] if t > at) - at, 3)}
+                   for name, i, at in killed],
+        "ms_per_token": {"clean": round(1e3 * _step(clean["times"]), 1),
+                         "with_kills": round(1e3 * _step(failed["times"]), 1)},
         "failovers": [{**f, "peer": peer_name.get(f["peer"][-8:], f["peer"])} for f in failed["failovers"]],
         "seconds": {"clean": round(clean["seconds"], 1), "with_kills": round(failed["seconds"], 1)},
         "text": PROMPT + text,
