@@ -47,12 +47,17 @@ def _ggml():  # type: ignore[no-untyped-def]
         return None
 
 
-def _time(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
+def _time(fn, n: int, cpu: list[float] | None = None) -> list[float]:  # type: ignore[no-untyped-def]
+    """Wall seconds per call; with `cpu`, also the calling thread's CPU seconds (robust to being descheduled:
+    at 1 thread both our kernel and ggml's graph run in the calling thread)."""
     out = []
     for _ in range(n):
+        c = time.thread_time()
         t = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t)
+        if cpu is not None:
+            cpu.append(time.thread_time() - c)
     return out
 
 
@@ -73,20 +78,24 @@ def bench_type(name: str, cols: int, threads: list[int], rounds: int, per_round:
     res["numpy_ms"] = min(tn) * 1e3
     for th in threads:
         Q.set_threads(th)
-        ours, exact, ggml = [], [], []
+        ours, exact, ggml, ours_cpu, ggml_cpu = [], [], [], [], []
         Q.matvec(pm, name, x)
         Q.matvec(pm, name, x, "exact")
         for _ in range(rounds):
-            ours += _time(lambda: Q.matvec(pm, name, x), per_round)
+            ours += _time(lambda: Q.matvec(pm, name, x), per_round, ours_cpu if th == 1 else None)
             exact += _time(lambda: Q.matvec(pm, name, x, "exact"), per_round)
             if G:
                 with G.Gemv(name, raw, cols, 1, th) as gm:
                     gm(x)
-                    ggml += _time(lambda: gm(x), per_round)
+                    ggml += _time(lambda: gm(x), per_round, ggml_cpu if th == 1 else None)
         r = {"ours_ms": min(ours) * 1e3, "ours_med_ms": float(np.median(ours)) * 1e3,
              "exact_ms": min(exact) * 1e3, "exact_med_ms": float(np.median(exact)) * 1e3}
+        if ours_cpu:
+            r["ours_cpu_med_ms"] = float(np.median(ours_cpu)) * 1e3
         if ggml:
             r |= {"ggml_ms": min(ggml) * 1e3, "ggml_med_ms": float(np.median(ggml)) * 1e3}
+        if ggml_cpu:
+            r["ggml_cpu_med_ms"] = float(np.median(ggml_cpu)) * 1e3
         res["threads"][str(th)] = r
     Q.set_threads(max(threads))
     return res
@@ -153,14 +162,16 @@ def gemma_decode(threads: list[int], tokens: int) -> dict | None:
 
 def jit_times(types: list[str]) -> dict:
     """Seconds for import + warmup(types) in a fresh process: cold (empty numba cache dir), then warm."""
-    code = ("import time; t=time.perf_counter(); import libp2pia.quant as Q; Q.warmup(%r); "
-            "print(time.perf_counter()-t)" % (types,))
+    code = ("import time; t=time.perf_counter(); import libp2pia.quant as Q; t1=time.perf_counter(); "
+            "Q.warmup(%r); print(t1-t, time.perf_counter()-t1)" % (types,))
     out = {}
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(ROOT))
         for label in ("cold", "warm"):
             p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-            out[label + "_s"] = float(p.stdout.strip().splitlines()[-1])
+            imp, warm = (float(v) for v in p.stdout.strip().splitlines()[-1].split())
+            out[label + "_s"] = imp + warm
+            out[label + "_import_s"] = imp
     return out
 
 
@@ -173,17 +184,25 @@ def main() -> int:
     ap.add_argument("--per-round", type=int, default=5)
     ap.add_argument("--gemma-tokens", type=int, default=24, help="0 skips the Gemma decode comparison")
     ap.add_argument("--no-jit", action="store_true", help="skip the cold/warm JIT measurement")
+    ap.add_argument("--jit-only", action="store_true", help="only the cold/warm JIT measurement")
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/kernels.json"))
     args = ap.parse_args()
+    if args.jit_only:
+        print_table({"types": [], "jit": jit_times(TYPES)}, [])
+        return 0
     G = _ggml()
     Q.warmup(args.types)
     results = {"machine": os.uname().machine, "cpus": os.cpu_count(), "llama_cpp": G is not None,
+               "load_avg_at_start": os.getloadavg(),
                "types": [bench_type(t, args.cols, args.threads, args.rounds, args.per_round, G) for t in args.types]}
     if args.gemma_tokens and G:
         results["gemma"] = gemma_decode(args.threads, args.gemma_tokens)
     if not args.no_jit:
         results["jit"] = jit_times(TYPES)
+    results["load_avg_at_end"] = os.getloadavg()
     print_table(results, args.threads)
+    print(f"\nload average at start / end: {results['load_avg_at_start'][0]:.1f} / {results['load_avg_at_end'][0]:.1f}"
+          f" on {os.cpu_count()} CPUs (other processes share them: read medians with care)")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json + ".tmp"
     Path(tmp).write_text(json.dumps(results, indent=1))
@@ -214,6 +233,14 @@ def print_table(res: dict, threads: list[int]) -> None:
             n = r["numpy_ms"] * scale
             line += f"{n:8.1f} {n / o:7.0f}x"
             print(line)
+    cpu_rows = [r for r in res["types"] if "ggml_cpu_med_ms" in r["threads"].get("1", {})]
+    if cpu_rows:
+        print("\n1 thread, CPU time of the calling thread (median; immune to being descheduled on a busy machine):")
+        print(f"{'type':6s} {'ours ms':>8s} {'ggml ms':>8s} {'ratio':>5s}   (per 10 MB)")
+        for r in cpu_rows:
+            t, scale = r["threads"]["1"], FRAGMENT / r["bytes"]
+            o, g = t["ours_cpu_med_ms"] * scale, t["ggml_cpu_med_ms"] * scale
+            print(f"{r['type']:6s} {o:8.2f} {g:8.2f} {g / o:5.2f}")
     if res.get("gemma"):
         g = res["gemma"]
         print(f"\nGemma 3 270M: {g['weight_bytes_per_token'] / 1e6:.1f} MB of matrices per token")
@@ -225,8 +252,9 @@ def print_table(res: dict, threads: list[int]) -> None:
                   f"ratio {t['llama_ms_per_token'] / t['ours_all_matrices_ms']:.2f}")
     if res.get("jit"):
         j = res["jit"]
-        print(f"\nJIT, import + warmup(all types) in a fresh process: cold {j['cold_s']:.1f} s, warm (cache) "
-              f"{j['warm_s']:.2f} s")
+        print(f"\nJIT, import + warmup(all types) in a fresh process: cold {j['cold_s']:.1f} s "
+              f"(import {j['cold_import_s']:.1f} s), warm from numba's cache {j['warm_s']:.2f} s "
+              f"(import {j['warm_import_s']:.2f} s)")
 
 
 if __name__ == "__main__":

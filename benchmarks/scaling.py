@@ -116,17 +116,38 @@ def tables(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def draw(res: dict[str, Any], img: Path) -> None:
+    """The PNGs of docs/scaling.md from a results dict (as stored in JSON)."""
+    img.mkdir(parents=True, exist_ok=True)
+    ml3 = res["models"]["mistral-large-3"]
+    choices = ml3["summary"]["moe_layers"] * ml3["summary"]["top_k"]
+    plots.survival_plot(ml3["survival"], img / "ml3_survival.png",
+                        f"Mistral Large 3 ({ml3['summary']['fragments']:,} fragments): a failure at once, "
+                        "one peer per replica", choices)
+    plots.survival_plot(res["always_boost"]["15"]["survival"], img / "ml3_survival_always15.png",
+                        "Mistral Large 3, always-active fragments ×15, routed experts ×R", choices)
+    plots.latency_plot(res["latency_vs_rtt"], img / "ml3_latency_vs_rtt.png",
+                       "Mistral Large 3 ×3: seconds per token vs round trip", res["profiles"])
+    c3 = res["churn"]["3"]
+    plots.churn_plot(c3["series"], img / "ml3_churn.png",
+                     f"Mistral Large 3 ×3 under churn, {c3['peers']:,} peers registered")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--churn-hours", type=float, default=24.0)
     ap.add_argument("--quick", action="store_true", help="few trials, short churn (a smoke run)")
     ap.add_argument("--tables", metavar="JSON", help="only print the markdown tables of a results JSON")
+    ap.add_argument("--replot", metavar="JSON", help="only redraw the PNGs from a results JSON")
     ap.add_argument("--img", default=str(ROOT / "docs" / "img"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "scaling.json"))
     args = ap.parse_args()
     if args.tables:
         print(tables(json.loads(Path(args.tables).read_text())))
+        return 0
+    if args.replot:
+        draw(json.loads(Path(args.replot).read_text()), Path(args.img))
         return 0
     if args.quick:
         args.trials, args.churn_hours = 2, 1.0
@@ -148,9 +169,6 @@ def main() -> int:
               + ", ".join(f"{k} {v['mean_s_per_token']:.2f} s/token" for k, v in m["latency"].items()), flush=True)
 
     ml3 = plans["mistral-large-3"]
-    plots.survival_plot(res["models"]["mistral-large-3"]["survival"], img / "ml3_survival.png",
-                        f"Mistral Large 3 ({ml3.n:,} fragments): tokens served after a failure at once, "
-                        f"one peer per replica")
     # the remedy: many more replicas of the 1,385 always-active fragments only
     boost: dict[str, Any] = {}
     for ra in (10, 15, 20):
@@ -161,8 +179,6 @@ def main() -> int:
                      "peers": {r: Config(replication=r, always_replication=ra).n_peers(ml3) for r in (3, 5)}}
         print(f"always x{ra}: up to {boost[ra]['up_to']}, clean up to {boost[ra]['clean_up_to']}", flush=True)
     res["always_boost"] = boost
-    plots.survival_plot(boost[15]["survival"], img / "ml3_survival_always15.png",
-                        "Mistral Large 3, always-active fragments ×15, routed experts ×R")
     # latency: variants and RTT sweep
     base = Config(replication=3)
     variants = {
@@ -190,8 +206,6 @@ def main() -> int:
     rtt_rows = latency_vs_rtt(ml3, [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0], base)
     profiles = [latency_vs_rtt(ml3, [1.0], replace(base, network=n))[0] for n in ("lan", "fibre", "mobile")]
     res["latency_vs_rtt"], res["profiles"] = rtt_rows, profiles
-    plots.latency_plot(rtt_rows, img / "ml3_latency_vs_rtt.png", "Mistral Large 3: seconds per token vs round trip",
-                       profiles)
     # churn
     churn: dict[str, Any] = {}
     for r in (3, 5):
@@ -199,9 +213,8 @@ def main() -> int:
         churn[r] = c
         print(f"churn x{r}: {({k: v for k, v in c.items() if k != 'series'})}", flush=True)
     res["churn"] = churn
-    plots.churn_plot(churn[3]["series"], img / "ml3_churn.png",
-                     f"Mistral Large 3 ×3 under churn, {churn[3]['peers']:,} peers registered")
     res["elapsed_s"] = time.perf_counter() - t0
+    draw(json.loads(json.dumps(res, default=str)), img)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -172,3 +172,32 @@ def test_cli_generate_json(capsys):  # type: ignore[no-untyped-def]
     ref = np.load(Path(__file__).parent / "golden" / "dense-q4_k_m-p0.npz")
     assert out["prompt_tokens"] == ref["prompt"].tolist()
     assert out["tokens"] == ref["greedy"][:6].tolist()
+
+
+def test_worker_shards_from_fragment_files_match_the_gguf(tmp_path, dense):  # type: ignore[no-untyped-def]
+    """A worker builds shards from its fragment files and the manifest alone; they compute what the
+    in-memory plan's shards compute."""
+    from libp2pia.engine.loader import shard_from_file
+    from libp2pia.engine.local import execute
+    from libp2pia.fragments import fragment
+
+    manifest = fragment(DENSE, tmp_path / "frags", max_fragment_bytes=SMALL)
+    from libp2pia.model.config import ModelConfig
+
+    assert ModelConfig.from_manifest(manifest) == dense.cfg
+    x = np.random.default_rng(3).standard_normal((3, dense.cfg.n_embd)).astype(np.float32)
+    pos = np.arange(3, dtype=np.int32)
+    checked = set()
+    for i, entry in enumerate(manifest["fragments"]):           # same planner, same limit: same order
+        names = {s["tensor"] for s in entry["slices"]}
+        kind = {"attention": "attention", "ffn": "ffn"}.get(entry["role"])
+        if entry["role"] == "vocab":
+            kind = "logits" if "output.weight" in names else "embed"
+        if kind is None or kind in checked:
+            continue
+        checked.add(kind)
+        worker = shard_from_file(manifest, entry, tmp_path / "frags" / entry["file"])
+        arg = np.array([entry["slices"][0]["rows"][0]], np.int32) if kind == "embed" else x
+        call = ShardCall(entry["id"], kind, entry["layer"], pos[:len(arg)], arg)
+        np.testing.assert_array_equal(execute(worker, "w", call).y, execute(dense.shards[f"plan-{i:05d}"], "w", call).y)
+    assert checked == {"attention", "ffn", "embed", "logits"}

@@ -32,8 +32,9 @@ def _params(models):  # type: ignore[no-untyped-def]
     """(model, case, source); Gemma (slow: ~0.3 s per token here) runs every prompt from the GGUF and
     the first one from fragment files."""
     return [pytest.param(m, c.index, src, id=f"{m}-p{c.index}-{src}",
-                         marks=[pytest.mark.slow] if m == "gemma" else [])
-            for m in models for c in cases(m) for src in SOURCES if m != "gemma" or src == "gguf" or c.index == 0]
+                         marks=[pytest.mark.slow] if m.startswith("gemma") else [])
+            for m in models for c in cases(m) for src in SOURCES if m != "gemma" or src == "gguf" or c.index == 0
+            if m != "gemma-long" or src == "gguf"]
 
 
 @pytest.fixture(params=sorted(ENGINE_BACKENDS))
@@ -63,7 +64,7 @@ async def test_quantized_greedy_and_kl(model, case_index, source, backend_name, 
     if rep.near_ties:
         warnings.warn(f"{model} p{case_index}: {len(rep.near_ties)} greedy flips at llama.cpp near-ties "
                       f"(step, ours, llama, margin): {rep.near_ties}", stacklevel=1)
-    assert rep.total >= 50
+    assert rep.total >= (50 if case.first_row == 0 else 16)
     kl = kl_topk(case, ours)
     assert kl.mean() <= kl_bound(model), f"mean KL {kl.mean():.3g} > bound {kl_bound(model):.3g}"
 
@@ -79,11 +80,11 @@ def golden_models(gemma_path, tmp_path_factory):  # type: ignore[no-untyped-def]
     loaded: dict = {}
 
     def get(name: str, source: str):  # type: ignore[no-untyped-def]
-        key = (name, source)
+        path = model_file(name, gemma_path, scratch)
+        key = (path, source)                 # gemma and gemma-long share one loaded model
         if key not in loaded:
-            path = model_file(name, gemma_path, scratch)
             if source == "fragments":
-                path = fragment_dir(path, scratch / f"{name}-fragments")
+                path = fragment_dir(path, scratch / f"{path.stem}-fragments")
             loaded[key] = load_model(path)
         return loaded[key]
 

@@ -32,6 +32,11 @@ sys.path.insert(0, str(ROOT / "tests" / "golden"))
 TOP_K = 64
 GEMMA_PROMPTS = ["The capital of France is", "Here is a short poem about the sea:\n",
                  "def fibonacci(n):\n    \"\"\""]
+#: a prompt longer than Gemma's 512-token sliding window, so the local layers' mask is exercised; only the
+#: positions from LONG_FROM on are kept (the fixture stays small)
+LONG_TEXT = ("The old lighthouse keeper wrote in his journal every evening. He described the colour of the sea, "
+             "the ships that passed, the birds that rested on the rail, and the weather that came from the west. ")
+LONG_REPEAT, LONG_GEN, LONG_FROM = 14, 16, 500
 SYNTH_PROMPTS = ["the capital of the country is", "in the city of the"]
 
 
@@ -94,14 +99,17 @@ def kl_rows(ref: np.ndarray, other: np.ndarray) -> np.ndarray:
     return (np.exp(lp) * (lp - lq)).sum(-1)
 
 
-def fixture_arrays(prompt: list[int], gen: list[int], logits: np.ndarray) -> dict[str, np.ndarray]:
+def fixture_arrays(prompt: list[int], gen: list[int], logits: np.ndarray, first_row: int = 0) -> dict[str, np.ndarray]:
+    """Row i of the arrays is position first_row + i."""
+    logits = logits[first_row:]
     order = np.argsort(-logits, axis=1, kind="stable")[:, :TOP_K]
     top = np.take_along_axis(logits, order, axis=1)
     z = logits.astype(np.float64)
     lse = z.max(1) + np.log(np.exp(z - z.max(1, keepdims=True)).sum(1))
     return {"prompt": np.array(prompt, np.int32), "greedy": np.array(gen, np.int32),
             "top_ids": order.astype(np.int32), "top_logits": top.astype(np.float32),
-            "lse": lse.astype(np.float64), "margin": (top[:, 0] - top[:, 1]).astype(np.float32)}
+            "lse": lse.astype(np.float64), "margin": (top[:, 0] - top[:, 1]).astype(np.float32),
+            "first_row": np.array(first_row, np.int32)}
 
 
 def sha256(path: Path) -> str:
@@ -124,19 +132,21 @@ def quantize_q4_k_m(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def make_model(name: str, path: Path, prompts: list[str], n_gen: int, out: Path, extra: dict) -> dict:
-    llm = open_llama(path)
+def make_model(name: str, path: Path, prompts: list[str], n_gen: int, out: Path, extra: dict,
+               first_row: int = 0) -> dict:
+    llm = open_llama(path, n_ctx=1024)
     cases, kls, maxabs = [], [], []
     for i, text in enumerate(prompts):
         prompt = llm.tokenize(text.encode(), add_bos=True, special=False)
         gen, logits = one_token_run(llm, prompt, n_gen)
         seq = prompt + gen[:-1]
         blogits = batch_run(llm, seq)
-        kls.append(kl_rows(logits, blogits))
-        maxabs.append(float(np.abs(logits - blogits).max()))
+        kls.append(kl_rows(logits[first_row:], blogits[first_row:]))
+        maxabs.append(float(np.abs(logits[first_row:] - blogits[first_row:]).max()))
         fname = f"{name}-p{i}.npz"
-        np.savez_compressed(out / fname, **fixture_arrays(prompt, gen, logits))
-        cases.append({"prompt_text": text, "file": fname, "n_prompt": len(prompt), "n_gen": len(gen)})
+        np.savez_compressed(out / fname, **fixture_arrays(prompt, gen, logits, first_row))
+        cases.append({"prompt_text": text, "file": fname, "n_prompt": len(prompt), "n_gen": len(gen),
+                      "first_row": first_row})
         print(f"{name} p{i}: {len(prompt)} prompt tokens, greedy {gen[:12]}..., "
               f"llama batch-vs-one-token mean KL {kls[-1].mean():.2e}, max|d| {maxabs[-1]:.3g}")
     del llm
@@ -180,6 +190,9 @@ def main() -> int:
             jobs.append((f"{kind}-f32", f32, SYNTH_PROMPTS, {"source": f"synthetic:{kind}", "f32_sha256": digest}))
     for name, path, prompts, extra in jobs:
         index[name] = make_model(name, path, prompts, args.n_gen, out, extra)
+    if not only or "gemma-long" in only:
+        index["gemma-long"] = make_model("gemma-long", default_model_path(), [LONG_TEXT * LONG_REPEAT], LONG_GEN,
+                                         out, {"source": "default_model"}, first_row=LONG_FROM)
     for f in scratch.iterdir():
         f.unlink()
     scratch.rmdir()

@@ -27,12 +27,17 @@ def register(sub: Any) -> None:
     p.add_argument("--system", default=None, help="system message (with --chat)")
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     p.add_argument("--context", type=int, default=None, help="context limit in tokens (default 8192)")
+    p.add_argument("--threads", type=int, default=None, help="compute threads (default: numba's, all cores)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: prompt_tokens, tokens, text, timing (no streaming)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    if args.threads:
+        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)   # read when the kernels are first imported
     import trio
 
     from ..default_model import default_model_path

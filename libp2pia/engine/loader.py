@@ -152,3 +152,12 @@ def _load(src: GGUFSource | ManifestSource, path: str | Path, context_limit: int
     if not layout.embed:
         raise GGUFError(f"{path}: no token_embd rows found")
     return LoadedModel(cfg, layout, shards, dict(meta), fragments)
+
+
+def shard_from_file(manifest: dict[str, Any], entry: dict[str, Any], path: str | Path,
+                    context_limit: int = DEFAULT_CONTEXT_LENGTH) -> Shard:
+    """A worker's view: the shard of one fragment file (hash-checked against its manifest entry)."""
+    if file_sha256(path) != entry["id"]:
+        raise FragmentError(f"fragment file {path} does not match its id (corrupt or swapped)")
+    cfg = ModelConfig.from_manifest(manifest, context_length=context_limit)
+    return build_shard(cfg, entry, tensor_data(open_fragment(path)), {}, context_limit)

@@ -103,17 +103,20 @@ class AttentionShard:
         if cfg.q_scale != 1.0:
             q = q * F32(cfg.q_scale)
 
-        # 4. append to this session's cache; keys 0..p1-1 are visible
+        # 4. append to this session's cache; keys lo..p1-1 are visible (sliding-window layers: the last
+        #    `sliding_window` positions before the first query, older keys are masked anyway)
         cache.write(positions, k, v)
         p1 = int(positions[-1]) + 1
-        keys, vals = cache.k[:p1], cache.v[:p1]                    # (L, n_kv, hd), (L, n_kv, vd)
+        swa = cfg.is_swa(self.layer)
+        lo = max(0, int(positions[0]) - cfg.sliding_window + 1) if swa else 0
+        keys, vals = cache.k[lo:p1], cache.v[lo:p1]                # (L, n_kv, hd), (L, n_kv, vd)
 
         # 5. scores (n_q, n, L) with the causal (and sliding-window) mask
         kv_of_q = (self.q0 + np.arange(self.n_q)) // cfg.n_rep - self.kv0
         kq = np.einsum("nhd,lhd->hnl", q, keys[:, kv_of_q, :], dtype=F32) * F32(cfg.kq_scale)
-        kpos = np.arange(p1)[None, :]
+        kpos = np.arange(lo, p1)[None, :]
         masked = kpos > positions[:, None]
-        if cfg.is_swa(self.layer):
+        if swa:
             masked |= positions[:, None] - kpos >= cfg.sliding_window
         kq = np.where(masked[None], F32(-np.inf), kq)
         probs = softmax(kq, axis=-1)

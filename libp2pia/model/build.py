@@ -16,6 +16,7 @@ by its role:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
@@ -43,9 +44,14 @@ class TensorData:
 
 
 def _slice_of(frag: Mapping[str, Any], suffix: str) -> Mapping[str, Any] | None:
+    """The slice of tensor `blk.N.<suffix>.weight` (or `<suffix>.weight`); for `*_exps` also the legacy
+    per-expert name `blk.N.ffn_gate.E.weight` of pre-2024 Mixtral GGUFs."""
+    legacy = re.compile(r"\.%s\.\d+\.weight$" % re.escape(suffix[:-5])) if suffix.endswith("_exps") else None
     for s in frag["slices"]:
         name = s["tensor"]
         if name.endswith("." + suffix + ".weight") or name == suffix + ".weight":
+            return s
+        if legacy is not None and legacy.search(name):
             return s
     return None
 

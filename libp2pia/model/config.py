@@ -77,6 +77,19 @@ class ModelConfig:
         return self.rope_base_swa if self.is_swa(layer) else self.rope_base
 
     @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any], *, context_length: int = DEFAULT_CONTEXT_LENGTH) -> "ModelConfig":
+        """From a manifest's `hparams` (its `raw` block holds every scalar `<arch>.*` key verbatim), so a
+        worker holding a few fragments needs no source header."""
+        hp = manifest["hparams"]
+        arch = hp["architecture"]
+        meta: dict[str, Any] = {f"{arch}.{k}": v for k, v in hp.get("raw", {}).items()}
+        meta["general.architecture"] = arch
+        if hp.get("vocab_size") is not None:
+            meta.setdefault(f"{arch}.vocab_size", hp["vocab_size"])
+        has_output = any(s["tensor"] == "output.weight" for f in manifest["fragments"] for s in f["slices"])
+        return cls.from_metadata(meta, context_length=context_length, has_output=has_output)
+
+    @classmethod
     def from_metadata(cls, meta: Mapping[str, Any], *, context_length: int = DEFAULT_CONTEXT_LENGTH,
                       has_output: bool = True) -> "ModelConfig":
         """Build from GGUF key/values (``general.architecture``, ``<arch>.embedding_length``, ...).
@@ -111,6 +124,9 @@ class ModelConfig:
             rope_dim=int(get("rope.dimension_count", head_dim)), train_context=int(get("context_length", 0)),
             context_length=int(context_length), tied_output=not has_output,
         )
+        scaling = meta.get(f"{arch}.rope.scaling.type")
+        if scaling not in (None, "none") and float(meta.get(f"{arch}.rope.scaling.factor", 1.0) or 1.0) != 1.0:
+            raise UnsupportedError(f"RoPE scaling {scaling!r} is not implemented (the result would be wrong)")
         if n_head % n_head_kv:
             raise UnsupportedError(f"head_count {n_head} is not a multiple of head_count_kv {n_head_kv}")
         if arch == "gemma3":

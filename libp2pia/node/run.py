@@ -59,12 +59,13 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
                        help="storage budget: serve fragments up to this many bytes (default 10MB)")
         p.add_argument("--context", type=int, default=DEFAULT_CONTEXT_LENGTH, help="KV cache limit per session")
         p.add_argument("--status-period", type=float, default=30.0, help="seconds between status lines")
+        p.add_argument("--relay", nargs="+", default=[], metavar="ADDR",
+                       help="relay multiaddr(s): AutoNAT asks them; if private, a slot is reserved on each "
+                            "(announced as /p2p-circuit addresses)")
         p.add_argument("--publish-manifest", action="store_true",
                        help="also publish the model manifest on the DHT (bootstrap nodes normally do)")
         p.add_argument("--heartbeat-period", type=float, default=DEFAULT_HEARTBEAT_PERIOD_S,
                        help="seconds between two announcements on gossip (default 30)")
-        p.add_argument("--relay", nargs="+", default=[], metavar="ADDR",
-                       help="relay multiaddr(s): AutoNAT asks them; if private, a slot is reserved on each")
     elif role == "client":
         p.add_argument("--model", required=True, metavar="MODEL_ID", help="model id (sha256 of its manifest)")
         p.add_argument("--prompt", "-p", default=None, help="one-shot prompt; without it: interactive chat")

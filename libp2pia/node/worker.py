@@ -41,6 +41,7 @@ from ..model.ffn import FFNShard
 from ..model.vocab import VocabShard
 from ..net.dht import Dht
 from ..net.gossip import Gossip, Heartbeats
+from ..net.relay import RelayClient
 from ..net.host import DEFAULT_LISTEN, open_host
 from ..net.rpc import PROTOCOL_ID as COMPUTE_PROTOCOL
 from ..net.rpc import ServerStats, compute_handler
@@ -69,7 +70,7 @@ class WorkerConfig:
     status_period: float = STATUS_PERIOD_S
     publish_manifest: bool = False      # the bootstrap nodes publish it; N workers re-putting 64 KiB records swamp a small DHT
     heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
-    relays: Sequence[str] = ()            # behind a NAT: reserve a slot on these (node.nat)
+    relays: Sequence[str] = ()            # reserve a slot on these (peers behind NAT reach us through them)
     extra: dict[str, Any] = field(default_factory=dict)   # added to the readiness line (e.g. node.acquire's report)
 
 
@@ -199,8 +200,9 @@ class Worker:
             if cfg.bootstrap and not joined:
                 raise PeerUnavailable(f"none of the {len(cfg.bootstrap)} bootstrap node(s) answered")
             await self._announce(dht, cfg)
+            circuits = nat.circuits if nat else []   # node.nat reserved them if AutoNAT said private
             if gossip is not None:
-                await self._heartbeats(gossip, net, cfg)
+                await self._heartbeats(gossip, net, cfg, circuits)
             info = WorkerInfo(net.peer_id.to_base58(), net.addrs, self.store.model_id, sorted(self.store.held),
                               self.store.bytes_held, warm, joined, {**cfg.extra, **(nat.to_json() if nat else {})})
             task_status.started(info)
@@ -208,12 +210,28 @@ class Worker:
                 await trio.sleep(cfg.status_period)
                 print(f"worker {info.peer_id[-8:]}: {self.status()}", file=sys.stderr, flush=True)
 
-    async def _heartbeats(self, gossip: Gossip, net: Any, cfg: WorkerConfig) -> None:
+    @staticmethod
+    async def _reserve(net: Any, relays: Sequence[str]) -> list[str]:
+        """Reserve a slot on each relay (best effort); returns our /p2p-circuit addresses."""
+        if not relays:
+            return []
+        client = RelayClient(net)
+        await client.start()
+        out = []
+        for addr in relays:
+            try:
+                out.append(await client.reserve(addr))
+            except NetworkError as exc:
+                log.warning("no reservation on relay %s: %s", addr, exc)
+        return out
+
+    async def _heartbeats(self, gossip: Gossip, net: Any, cfg: WorkerConfig, circuits: Sequence[str] = ()) -> None:
         """Announce (peer, addresses, fragments held, sessions) on the model's topic every period."""
         fragments = sorted(self.store.held)[:MAX_ANNOUNCED_FRAGMENTS]
 
         def announcement() -> Announcement:
-            return Announcement("", "", 0, addrs=net.addrs[:MAX_ANNOUNCED_ADDRS], fragments=fragments,
+            addrs = (net.addrs + list(circuits))[:MAX_ANNOUNCED_ADDRS]
+            return Announcement("", "", 0, addrs=addrs, fragments=fragments,
                                 load=float(self.limiter.borrowed_tokens), sessions=len(self.sessions))
 
         try:

@@ -265,40 +265,53 @@ def hsum(typingctx, v):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6, g):  # pragma: no cover
-    """Same contract as _kernels.dot_rows, with xq int8 (N, nsub, sub), sub in {16, 32}; has_min: any mn != 0.
+def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g):  # pragma: no cover
+    """Rows 4g..4g+3 of y[n, r] (same contract as _kernels.dot_rows), xq int8 (N, nsub, sub), sub 16 or 32.
 
-    nib=False: q int8 (R, nsub, sub), one byte per weight. nib=True (Q4_K): q uint8 (R, nsub/2, 32), the
-    GGUF nibble bytes. unit=True: every sc is 1 (32-element block types), no scale is read. q5=True: q uint8
-    (R, nblk, 22) are the GGUF Q5_0 blocks themselves, decoded in registers; q6=True: the same for Q6_K
-    (R, nblk, 210), xq with sub=16. 4 rows at a time: 4 independent accumulator chains sharing the activation bytes.
+    q forms: int8 (R, nsub, sub), one byte per weight (default); nib (Q4_K): uint8 (R, nsub/2, 32), the GGUF
+    nibbles; q5 (Q5_0) / q6 (Q6_K): uint8 (R, nblk, 22 / 210), the GGUF blocks, decoded in registers.
+    has_min: some mn != 0. Blocks of 32 (one sub-block per block) carry no scale (sc = 1). Four rows share
+    each activation load and keep four independent accumulator chains.
     """
     nsub = sc.shape[1]
-    sub = xq.shape[2]
     nsb = d.shape[1]
     spb = nsub // nsb
+    sub = xq.shape[2]
     step = 8 if q6 else (64 // sub if nib else 32 // sub)  # sub-blocks per call
     wstride = 22 if q5 else (16 if nib else sub)  # bytes of q per sub-block
     qrow = q.shape[1] * q.shape[2]  # bytes per row
-    if True:  # one group of 4 rows: g
-        r = g * 4
-        o0 = r * nsub  # flat sub-block index of row r; rows r+1.. follow at +nsub
-        for n in range(xq.shape[0]):
-            f0 = f32x8_zero()
-            f1 = f32x8_zero()
-            f2 = f32x8_zero()
-            f3 = f32x8_zero()
-            m0 = m1 = m2 = m3 = np.float32(0.0)
-            for b in range(nsb):
-                c0 = i32x8_zero()
-                c1 = i32x8_zero()
-                c2 = i32x8_zero()
-                c3 = i32x8_zero()
+    r = g * 4
+    o0 = r * nsub  # flat sub-block index of row r; rows r+1.. follow at +nsub
+    for n in range(xq.shape[0]):
+        f0 = f32x8_zero()
+        f1 = f32x8_zero()
+        f2 = f32x8_zero()
+        f3 = f32x8_zero()
+        m0 = m1 = m2 = m3 = np.float32(0.0)
+        for b in range(nsb):
+            c0 = i32x8_zero()
+            c1 = i32x8_zero()
+            c2 = i32x8_zero()
+            c3 = i32x8_zero()
+            if spb == 1:  # 32-weight blocks (Q8_0, Q5_0, Q4_x, IQ4_NL): one call per block, no inner loop
+                xo = (n * nsub + b) * 32
+                w = r * qrow + b * wstride
+                if q5:
+                    c0 = dot32_q5_0(c0, q, w, xq, xo)
+                    c1 = dot32_q5_0(c1, q, w + qrow, xq, xo)
+                    c2 = dot32_q5_0(c2, q, w + 2 * qrow, xq, xo)
+                    c3 = dot32_q5_0(c3, q, w + 3 * qrow, xq, xo)
+                else:
+                    c0 = dot32_1(c0, q, w, xq, xo)
+                    c1 = dot32_1(c1, q, w + qrow, xq, xo)
+                    c2 = dot32_1(c2, q, w + 2 * qrow, xq, xo)
+                    c3 = dot32_1(c3, q, w + 3 * qrow, xq, xo)
+            else:
                 for j in range(b * spb, b * spb + spb, step):
                     xo = (n * nsub + j) * sub
                     k = o0 + j
                     w = r * qrow + j * wstride
-                    if q6:  # j = first of the 8 sub-blocks of 16 in one half; bytes at block + 64*half
+                    if q6:  # j = first of the 8 sub-blocks of 16 in half h of the block
                         h = (j - b * spb) // 8
                         wq = r * qrow + b * 210 + 64 * h
                         wh = r * qrow + b * 210 + 128 + 32 * h
@@ -306,16 +319,6 @@ def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6,
                         c1 = dot128_q6_k(c1, q, wq + qrow, wh + qrow, xq, xo, sc, k + nsub)
                         c2 = dot128_q6_k(c2, q, wq + 2 * qrow, wh + 2 * qrow, xq, xo, sc, k + 2 * nsub)
                         c3 = dot128_q6_k(c3, q, wq + 3 * qrow, wh + 3 * qrow, xq, xo, sc, k + 3 * nsub)
-                    elif q5:
-                        c0 = dot32_q5_0(c0, q, w, xq, xo)
-                        c1 = dot32_q5_0(c1, q, w + qrow, xq, xo)
-                        c2 = dot32_q5_0(c2, q, w + 2 * qrow, xq, xo)
-                        c3 = dot32_q5_0(c3, q, w + 3 * qrow, xq, xo)
-                    elif unit:
-                        c0 = dot32_1(c0, q, w, xq, xo)
-                        c1 = dot32_1(c1, q, w + qrow, xq, xo)
-                        c2 = dot32_1(c2, q, w + 2 * qrow, xq, xo)
-                        c3 = dot32_1(c3, q, w + 3 * qrow, xq, xo)
                     elif nib:
                         c0 = dot64_nib(c0, q, w, xq, xo, sc, k, k + 1)
                         c1 = dot64_nib(c1, q, w + qrow, xq, xo, sc, k + nsub, k + nsub + 1)
@@ -326,39 +329,39 @@ def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6,
                         c1 = dot32(c1, q, w + qrow, xq, xo, sc, k + nsub, k + nsub + step - 1)
                         c2 = dot32(c2, q, w + 2 * qrow, xq, xo, sc, k + 2 * nsub, k + 2 * nsub + step - 1)
                         c3 = dot32(c3, q, w + 3 * qrow, xq, xo, sc, k + 3 * nsub, k + 3 * nsub + step - 1)
-                xdb = xd[n, b]
-                f0 = fma_lanes(f0, xdb * d[r, b], c0)
-                f1 = fma_lanes(f1, xdb * d[r + 1, b], c1)
-                f2 = fma_lanes(f2, xdb * d[r + 2, b], c2)
-                f3 = fma_lanes(f3, xdb * d[r + 3, b], c3)
-                if has_min:
-                    t0 = t1 = t2 = t3 = np.float32(0.0)
-                    for j in range(b * spb, b * spb + spb):
-                        xsj = xs[n, j]
-                        t0 += np.float32(mn[r, j]) * xsj
-                        t1 += np.float32(mn[r + 1, j]) * xsj
-                        t2 += np.float32(mn[r + 2, j]) * xsj
-                        t3 += np.float32(mn[r + 3, j]) * xsj
-                    xmb = xmd[n, b]
-                    m0 += (xmb * dmin[r, b]) * t0
-                    m1 += (xmb * dmin[r + 1, b]) * t1
-                    m2 += (xmb * dmin[r + 2, b]) * t2
-                    m3 += (xmb * dmin[r + 3, b]) * t3
-            y[n, r] = hsum(f0) - m0
-            y[n, r + 1] = hsum(f1) - m1
-            y[n, r + 2] = hsum(f2) - m2
-            y[n, r + 3] = hsum(f3) - m3
+            xdb = xd[n, b]
+            f0 = fma_lanes(f0, xdb * d[r, b], c0)
+            f1 = fma_lanes(f1, xdb * d[r + 1, b], c1)
+            f2 = fma_lanes(f2, xdb * d[r + 2, b], c2)
+            f3 = fma_lanes(f3, xdb * d[r + 3, b], c3)
+            if has_min:
+                t0 = t1 = t2 = t3 = np.float32(0.0)
+                for j in range(b * spb, b * spb + spb):
+                    xsj = xs[n, j]
+                    t0 += np.float32(mn[r, j]) * xsj
+                    t1 += np.float32(mn[r + 1, j]) * xsj
+                    t2 += np.float32(mn[r + 2, j]) * xsj
+                    t3 += np.float32(mn[r + 3, j]) * xsj
+                xmb = xmd[n, b]
+                m0 += (xmb * dmin[r, b]) * t0
+                m1 += (xmb * dmin[r + 1, b]) * t1
+                m2 += (xmb * dmin[r + 2, b]) * t2
+                m3 += (xmb * dmin[r + 3, b]) * t3
+        y[n, r] = hsum(f0) - m0
+        y[n, r + 1] = hsum(f1) - m1
+        y[n, r + 2] = hsum(f2) - m2
+        y[n, r + 3] = hsum(f3) - m3
 
 
 @njit(parallel=True, nogil=True, cache=True, error_model="numpy")
-def dot_rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6):  # pragma: no cover
+def dot_rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6):  # pragma: no cover
     """All row groups on numba's thread pool (see _rows_i8 for the contract)."""
     for g in prange(q.shape[0] // 4):
-        _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6, g)
+        _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def dot_rows_i8_serial(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6):  # pragma: no cover
+def dot_rows_i8_serial(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6):  # pragma: no cover
     """The same in the calling thread: no pool wake-up (1 thread, small matrices, caller-side threads)."""
     for g in range(q.shape[0] // 4):
-        _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, unit, q5, q6, g)
+        _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g)

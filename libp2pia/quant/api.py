@@ -43,7 +43,7 @@ class PreparedMatrix:
     def __init__(self, qtype: QType, rows: int, cols: int, raw: np.ndarray) -> None:
         self.qtype, self.rows, self.cols, self.raw = qtype, rows, cols, raw
         self._float: Unpacked | None = None
-        self._simd: tuple[Unpacked, bool, bool, bool, bool, bool] | None = None
+        self._simd: tuple[Unpacked, bool, bool, bool, bool] | None = None
 
     @property
     def float_form(self) -> Unpacked:
@@ -52,8 +52,8 @@ class PreparedMatrix:
         return self._float
 
     @property
-    def simd_form(self) -> tuple[Unpacked, bool, bool, bool, bool, bool]:
-        """(layout, nib, has_min, unit, q5, q6) for _simd.dot_rows_i8."""
+    def simd_form(self) -> tuple[Unpacked, bool, bool, bool, bool]:
+        """(layout, nib, has_min, q5, q6) for _simd.dot_rows_i8."""
         if self._simd is None:
             lay = self._float if self._float is not None else unpack(self.raw, resolve(self.qtype), K.ROWS_PER_GROUP)
             nib = self.qtype == QType.Q4_K
@@ -67,8 +67,7 @@ class PreparedMatrix:
                 q = np.zeros((lay.q.shape[0], self.raw.shape[1] // size, size), np.uint8)
                 q[: self.rows] = self.raw.reshape(self.rows, -1, size)
                 lay = replace(lay, q=q)
-            unit = lay.sc.shape[1] == lay.d.shape[1] and bool((lay.sc == 1).all())
-            self._simd = (lay, nib, bool(lay.mn.any()), unit, q5, q6)
+            self._simd = (lay, nib, bool(lay.mn.any()), q5, q6)
         return self._simd
 
     @property
@@ -237,11 +236,11 @@ def _matmul(pm: PreparedMatrix, spec: Spec, X: np.ndarray, mode: str, parallel: 
     par = _parallel(pm) if parallel is None else parallel
     y = np.empty((X.shape[0], -(-pm.rows // K.ROWS_PER_GROUP) * K.ROWS_PER_GROUP), np.float32)
     if mode == "ggml" and _use_simd(spec):
-        lay, nib, has_min, unit, q5, q6 = pm.simd_form
+        lay, nib, has_min, q5, q6 = pm.simd_form
         xq, xs, xd, xmd = _activation(spec, lay, X, mode, sub=16 if q6 else 32 if nib or q5 else lay.q.shape[2])
         if not np.isnan(xq).any():  # NaN cannot ride in int8: the float kernel propagates it instead
             kern = dot_rows_i8 if par else dot_rows_i8_serial
-            kern(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq.astype(np.int8), xs, xd, xmd, y, has_min, nib, unit, q5, q6)
+            kern(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq.astype(np.int8), xs, xd, xmd, y, has_min, nib, q5, q6)
             return np.ascontiguousarray(y[:, : pm.rows])
     lay = pm.float_form
     xq, xs, xd, xmd = _activation(spec, lay, X, mode)

@@ -107,22 +107,25 @@ class TokenCoverage:
     clean: float        # fraction of tokens served without degradation
     degraded: float     # served with at least one replaced expert
     none: float         # not served at all
-    replaced_per_token: float   # mean number of replaced (layer, expert) choices per served token
+    replaced_per_token: float   # mean replaced (layer, expert) choices per token, counted as if served
 
 
 def token_coverage(plan: PlanArrays, avail: Availability, popularity: np.ndarray, n_tokens: int,
                    rng: np.random.Generator) -> TokenCoverage:
-    """Monte-Carlo token coverage over ``n_tokens`` routed tokens."""
-    if not avail.always_ok:
-        return TokenCoverage(0.0, 0.0, 1.0, 0.0)
+    """Monte-Carlo token coverage over ``n_tokens`` routed tokens.
+
+    ``replaced_per_token`` counts replaced choices as if the token were served (an
+    expert-only measure), so it stays defined when the model is down.
+    """
     layers = plan.moe_layers
     if layers.size == 0 or plan.n_experts == 0:
-        return TokenCoverage(1.0, 0.0, 0.0, 0.0)
-    if (~avail.expert_ok[layers].any(axis=1)).any():
-        return TokenCoverage(0.0, 0.0, 1.0, 0.0)
+        return TokenCoverage(1.0, 0.0, 0.0, 0.0) if avail.always_ok else TokenCoverage(0.0, 0.0, 1.0, 0.0)
     _, replaced = route(popularity, layers, n_tokens, plan.top_k, avail.expert_ok, rng)
+    per_token = float(replaced.sum() / n_tokens)
+    if not avail.always_ok or (~avail.expert_ok[layers].any(axis=1)).any():
+        return TokenCoverage(0.0, 0.0, 1.0, per_token)
     tok_deg = replaced.any(axis=1)
-    return TokenCoverage(float(1 - tok_deg.mean()), float(tok_deg.mean()), 0.0, float(replaced.sum() / n_tokens))
+    return TokenCoverage(float(1 - tok_deg.mean()), float(tok_deg.mean()), 0.0, per_token)
 
 
 def uniform_coverage(plan: PlanArrays, avail: Availability) -> TokenCoverage:
@@ -131,13 +134,14 @@ def uniform_coverage(plan: PlanArrays, avail: Availability) -> TokenCoverage:
     Replaced choices per token: Σ over MoE layers of k · (1 − A_l / E).
     """
     layers = plan.moe_layers
-    if not avail.always_ok or (plan.n_experts and (~avail.expert_ok[layers].any(axis=1)).any()):
-        return TokenCoverage(0.0, 0.0, 1.0, 0.0)
     if layers.size == 0 or plan.n_experts == 0:
-        return TokenCoverage(1.0, 0.0, 0.0, 0.0)
-    clean = uniform_clean_probability(plan, avail)
+        return TokenCoverage(1.0, 0.0, 0.0, 0.0) if avail.always_ok else TokenCoverage(0.0, 0.0, 1.0, 0.0)
     a = avail.expert_ok[layers].sum(axis=1)
-    return TokenCoverage(clean, 1.0 - clean, 0.0, float((plan.top_k * (1 - a / plan.n_experts)).sum()))
+    replaced = float((plan.top_k * (1 - a / plan.n_experts)).sum())
+    if not avail.always_ok or (a == 0).any():
+        return TokenCoverage(0.0, 0.0, 1.0, replaced)
+    clean = uniform_clean_probability(plan, avail)
+    return TokenCoverage(clean, 1.0 - clean, 0.0, replaced)
 
 
 def coverage(plan: PlanArrays, avail: Availability, popularity: np.ndarray, skew: float, n_tokens: int,

@@ -20,32 +20,41 @@ def _pyplot() -> Any:
 def _save(fig: Any, path: Path) -> None:
     """Write through a temporary name so a half-written PNG never looks complete."""
     tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    fig.savefig(tmp, dpi=80)
     os.replace(tmp, path)
 
 
-def survival_plot(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+def survival_plot(rows: Sequence[dict[str, Any]], path: Path, title: str, choices_per_token: int = 0) -> None:
     """Left: P(model up) = every always-active fragment alive, simulated (dots) and closed form
-    (dashed). Right: share of tokens with no replaced expert while the model is up."""
+    (dashed). Middle: share of tokens with no replaced expert while up. Right (MoE only): share of
+    a token's expert choices replaced by the next best available expert."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    n = 3 if choices_per_token else 2
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4))
     reps = sorted({r["replication"] for r in rows})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, rep in enumerate(reps):
         c = colors[i % len(colors)]
         pts = sorted((r for r in rows if r["replication"] == rep), key=lambda r: r["fail"])
         x = [100 * r["fail"] for r in pts]
-        axes[0].plot(x, [r["always_whole"] for r in pts], "o", ms=2.5, color=c, label=f"×{rep} simulated")
-        axes[0].plot(x, [r["always_whole_closed_form"] for r in pts], "--", lw=1, color=c)
+        axes[0].plot(x, [r["always_whole"] for r in pts], "o", ms=2.5, color=c)
+        axes[0].plot(x, [r["always_whole_closed_form"] for r in pts], "--", lw=1, color=c, label=f"×{rep}")
         axes[1].plot(x, [r["clean_if_up"] for r in pts], "-", color=c, label=f"×{rep}")
+        if choices_per_token:
+            axes[2].plot(x, [100 * r["replaced_if_up"] / choices_per_token for r in pts], "-", color=c,
+                         label=f"×{rep}")
     axes[0].set_title("model up: every always-active fragment alive\n(dots: simulated, dashed: (1 − f^R)^A)",
                       fontsize=9)
+    axes[0].set_ylabel("probability")
     axes[1].set_title("tokens with no replaced expert, while up", fontsize=9)
+    axes[1].set_ylabel("fraction of tokens")
+    if choices_per_token:
+        axes[2].set_title(f"expert choices replaced, while up (of {choices_per_token} per token)", fontsize=9)
+        axes[2].set_ylabel("% of choices")
     for ax in axes:
         ax.set_xlabel("peers failed at once (%)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("probability / fraction of tokens")
-    axes[1].legend(title="replication", fontsize=8)
+    axes[0].legend(title="replication", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)

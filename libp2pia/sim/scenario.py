@@ -139,7 +139,7 @@ def sweep(plan: PlanArrays, fails: Sequence[float], replications: Sequence[int],
                 a["lost"] += av.lost_fragments
                 a["lost_always"] += int((~av.fragment_ok & plan.always).sum())
                 a["unavail_experts"] += int((~av.expert_ok[plan.moe_layers]).sum()) if plan.n_experts else 0
-                a["replaced"] += cov.replaced_per_token
+                a["replaced"] += cov.replaced_per_token if cov.none < 1.0 else 0.0
                 a["served"] += cov.none < 1.0
                 # the experts alone, as if the always-active part were whole: smooth, low-noise
                 up = coverage(plan, replace(av, always_ok=True), pop, base.routing_skew, base.coverage_tokens, rng)

@@ -26,6 +26,7 @@ class Case:
     top_logits: np.ndarray
     lse: np.ndarray
     margin: np.ndarray
+    first_row: int = 0          # fixture row i is position first_row + i (long prompts keep only the tail)
 
     @property
     def sequence(self) -> list[int]:
@@ -37,7 +38,9 @@ def cases(model: str) -> list[Case]:
     out = []
     for i, c in enumerate(INDEX[model]["cases"]):
         z = np.load(GOLDEN / c["file"])
-        out.append(Case(model, i, z["prompt"], z["greedy"], z["top_ids"], z["top_logits"], z["lse"], z["margin"]))
+        first = int(z["first_row"]) if "first_row" in z.files else 0
+        out.append(Case(model, i, z["prompt"], z["greedy"], z["top_ids"], z["top_logits"], z["lse"], z["margin"],
+                        first))
     return out
 
 
@@ -78,7 +81,7 @@ class GreedyReport:
 
 def greedy_report(case: Case, ours: np.ndarray, tol: float) -> GreedyReport:
     """Teacher-forced greedy agreement: our argmax at each generated position vs llama.cpp's token."""
-    p = len(case.prompt)
+    p = len(case.prompt) - case.first_row                # `ours` row i is position first_row + i
     gen_rows = ours[p - 1:p - 1 + len(case.greedy)]
     mine = gen_rows.argmax(-1)
     near, fail = [], []
@@ -90,13 +93,15 @@ def greedy_report(case: Case, ours: np.ndarray, tol: float) -> GreedyReport:
 
 
 async def teacher_forced(engine, case: Case) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Our logits at every position of the fixture's sequence: the prompt as one batch (matmul path),
-    then llama.cpp's greedy tokens one at a time (matvec path). Returns (L, n_vocab)."""
+    """Our logits at the fixture's positions (first_row on): the prompt as one batch (matmul path), then
+    llama.cpp's greedy tokens one at a time (matvec path). Returns (L, n_vocab), row i = position first_row + i."""
     seq = case.sequence
-    p = len(case.prompt)
+    p, f = len(case.prompt), case.first_row
     session = await engine.open_session()
     try:
-        rows = [await engine.forward(session, seq[:p], all_logits=True)]
+        if f:
+            await engine.forward(session, seq[:f])          # positions without fixture rows: no logits kept
+        rows = [await engine.forward(session, seq[f:p], all_logits=True)]
         for t in seq[p:]:
             rows.append(await engine.forward(session, [t]))
         return np.concatenate(rows)
