@@ -35,7 +35,8 @@ async def main(args: argparse.Namespace) -> None:
     from libp2pia.node.nat import wait_direct
 
     cfg = ClientConfig(args.bootstrap, args.model, data_dir=Path(args.data_dir), relays=args.relay,
-                       listen=[f"/ip4/{args.ip}/tcp/0"], discovery_deadline=args.deadline)
+                       listen=[f"/ip4/{args.ip}/tcp/0"], discovery_deadline=args.deadline,
+                       hole_punch=not args.no_dcutr)
     async with NetworkClient.connect(cfg) as client:
         ids = client.encode(args.prompt)
         emit(event="joined", peers=client.backend.peers(), prompt_ids=ids)
@@ -79,6 +80,7 @@ def cli() -> int:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--deadline", type=float, default=60.0)
     p.add_argument("--wait-direct", type=float, default=0.0)
+    p.add_argument("--no-dcutr", action="store_true", help="keep relayed links relayed (no hole punching)")
     args = p.parse_args()
     quiet_libp2p_logs()
     try:

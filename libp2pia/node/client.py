@@ -74,6 +74,7 @@ class ClientConfig:
     discovery_deadline: float = DISCOVERY_DEADLINE_S
     heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
     relays: Sequence[str] = ()            # relay multiaddrs: peers behind NATs are reached through them
+    hole_punch: bool = True               # DCUtR (False keeps relayed links relayed: benchmarks)
 
 
 @dataclass
@@ -227,7 +228,8 @@ class NetworkClient:
             tokenizer = Tokenizer.from_metadata(src.metadata)
             rpc = ComputeClient(net, observer=heartbeats.observe if heartbeats else None)
             backend = await network_backend(net, rpc, providers, cfg.wire_dtype,
-                                            heartbeats.table if heartbeats else None, tuple(cfg.relays))
+                                            heartbeats.table if heartbeats else None, tuple(cfg.relays),
+                                            cfg.hole_punch)
             try:
                 yield cls(net, dht, manifest, tokenizer, layout, backend)
             finally:

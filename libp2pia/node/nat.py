@@ -48,11 +48,12 @@ class NatState:
         return {"reachability": self.reachability, "circuits": self.circuits}
 
 
-async def start_nat(net: NetHost) -> RelayClient:
-    """Relay client (STOP + dial), DCUtR and AutoNAT dial-back service on ``net``."""
+async def start_nat(net: NetHost, dcutr: bool = True) -> RelayClient:
+    """Relay client (STOP + dial) and DCUtR on ``net`` (without DCUtR relayed links stay relayed)."""
     relay = RelayClient(net)
     await relay.start()
-    await start_dcutr(net)
+    if dcutr:
+        await start_dcutr(net)
     return relay
 
 
