@@ -12,8 +12,12 @@
 | replay ms / layer   | time of the requests that carried replays, per rebuilt attention layer             |
 | tokens equal        | the answer with the kill equals the one without and the local engine's             |
 
-Run on loopback (every process shares this machine's cores). Relayed vs direct latency in the NAT lab is
-measured by tests/test_mvp_netns.py and tests/test_net_natlab.py (see docs/failover.md).
+Run on loopback (every process shares this machine's cores).
+
+With ``--lab`` (root, iptables): relayed vs direct per-token latency in the NAT lab of tests/netlab.py:
+two workers, each behind its own NAT (R = 1, so every phase crosses a NAT), bootstrap, relay and client on
+the public segment. One client without DCUtR (every call through the relay), one with DCUtR (its second
+answer runs on the hole-punched direct links). Same answer required from both.
 """
 
 from __future__ import annotations
@@ -102,6 +106,63 @@ async def bench(args: argparse.Namespace) -> dict:
     return out
 
 
+def lab(args: argparse.Namespace) -> dict:
+    """Relayed vs direct ms/token in the NAT lab (see the module docstring)."""
+    tests = Path(__file__).resolve().parents[1] / "tests"
+    sys.path.insert(0, str(tests))
+    from labprocs import Procs, node  # noqa: E402 - test helpers (lab processes)
+    from netlab import NatLab, lab_unavailable_reason  # noqa: E402
+
+    from libp2pia.node.spread import spread, worker_bytes
+
+    reason = lab_unavailable_reason()
+    if reason:
+        raise SystemExit(f"--lab: {reason}")
+    frags = fragment_cache(Path(args.model) if args.model else default_model_path(), 10 * 2**20)
+    manifest = json.loads((frags / "manifest.json").read_text())
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="libp2pia-lab-") as tmp:
+        work = Path(tmp)
+        dirs = spread(frags, work / "spread", 2, 1)
+        plan = json.loads((work / "spread" / "placement.json").read_text())["workers"]
+        lab_ = NatLab(2)
+        procs = Procs(work)
+        try:
+            lab_.build()
+            wan = lab_.ip("wan")
+            procs.spawn("bootstrap", lab_.exec("wan"), node("bootstrap", "--listen", f"/ip4/{wan}/tcp/0",
+                                                            "--manifest", str(frags)))
+            boot = [a for a in procs.line("bootstrap", 120)["addrs"] if wan in a]
+            procs.spawn("relay", lab_.exec("wan"), node("relay", "--listen", f"/ip4/{wan}/tcp/0"))
+            relay = [a for a in procs.line("relay", 120)["addrs"] if wan in a]
+            for i, (d, ns) in enumerate(zip(dirs, ("lan1", "lan2"))):
+                procs.spawn(f"worker-{i}", lab_.exec(ns), node(
+                    "worker", "--listen", f"/ip4/{lab_.ip(ns)}/tcp/0", "--bootstrap", *boot, "--relay", *relay,
+                    "--fragments", str(d), "--storage", str(worker_bytes(manifest, plan[i]) + 1)), threads=1)
+            out["reachability"] = [procs.line(f"worker-{i}", 300).get("reachability") for i in range(2)]
+            for name, extra, runs in (("relayed", ["--no-dcutr"], 1), ("direct", ["--wait-direct", "15"], 2)):
+                procs.spawn(name, lab_.exec("wan"), [
+                    str(tests / "failover_client.py"), "--ip", wan, "--bootstrap", *boot, "--relay", *relay,
+                    "--model", manifest["model_id"], "--prompt", PROMPT, "-n", str(args.n), "--runs", str(runs),
+                    "--data-dir", str(work / name), *extra])
+                last = None
+                while True:
+                    ev = procs.line(name, 600)
+                    if ev["event"] == "error":
+                        raise SystemExit(f"lab client {name}: {ev}")
+                    if ev["event"] == "run":
+                        last = ev
+                    if ev["event"] == "done":
+                        break
+                out[name] = {"ms_per_token": 1e3 * statistics.median(gaps(last["times"])),
+                             "kinds": last["kinds"], "tokens": last["tokens"]}
+        finally:
+            procs.stop()
+            lab_.teardown()
+    out["same_tokens"] = out["relayed"]["tokens"] == out["direct"]["tokens"]
+    return out
+
+
 def table(r: dict) -> str:
     def f(v: object) -> str:
         return f"{v:.1f}" if isinstance(v, float) else str(v)
@@ -129,11 +190,22 @@ def main() -> int:
     p.add_argument("-n", type=int, default=24)
     p.add_argument("--kill-after", type=int, default=8)
     p.add_argument("--model", default=None)
+    p.add_argument("--lab", action="store_true", help="relayed vs direct ms/token in the NAT lab (root)")
     p.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "failover.json")
     args = p.parse_args()
     silence_libp2p()
-    r = trio.run(bench, args)
-    print(table(r))
+    if args.lab:
+        r = lab(args)
+        rel, dire = r["relayed"]["ms_per_token"], r["direct"]["ms_per_token"]
+        print("| link (workers behind 2 NATs) | ms/token | × direct | connection kinds |\n|---|---|---|---|")
+        print(f"| relayed (no DCUtR) | {rel:.1f} | {rel / dire:.2f} | {r['relayed']['kinds']} |")
+        print(f"| direct (after DCUtR) | {dire:.1f} | 1.00 | {r['direct']['kinds']} |")
+        print(f"reachability {r['reachability']}; same tokens: {r['same_tokens']}")
+        r["tokens_equal"] = r["same_tokens"]
+        args.json = args.json.with_name("failover-lab.json")
+    else:
+        r = trio.run(bench, args)
+        print(table(r))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_suffix(".tmp")
     tmp.write_text(json.dumps(r, indent=1))

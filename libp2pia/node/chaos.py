@@ -65,7 +65,7 @@ def failover_report(kills: Sequence[Kill], events: Sequence[Any], token_times: S
     lines = []
     for k in kills:
         ev = next((e for e in events if e.peer == k.peer), None)
-        nxt = next((t for t in token_times if t > k.at), None)
+        nxt = token_times[k.after_token] if len(token_times) > k.after_token else None   # token after_token + 1
         gap = f"{nxt - k.at:.3f} s" if nxt is not None else "n/a"
         if ev is None:
             lines.append(f"{k.worker}: killed after token {k.after_token}; not needed afterwards (no failover); "

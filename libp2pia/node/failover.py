@@ -159,7 +159,7 @@ class FailoverBackend(NetworkBackend):
             target = ev or (self.events[-1] if self.events else None)   # moved because of the last failure
             if target is not None:
                 target.moved[fid] = cand
-            log.info("fragment %s now on %s", fid[:12], cand[-8:])
+            log.debug("fragment %s now on %s", fid[:12], cand[-8:])
             return cand
         gone = ", ".join(sorted(p[-8:] for p in self.providers.get(fid, []))) or "none known"
         raise MissingFragment(fid, f"{call.kind} layer {call.layer}: every replica is down (holders: {gone})"
