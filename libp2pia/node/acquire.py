@@ -34,6 +34,7 @@ from ..net.dht import Dht
 from ..net.host import DEFAULT_LISTEN, open_host
 from ..net.transfer import fetch_from_any
 from ..wire.manifest import canonical_json
+from .nat import nat_reacher
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +119,7 @@ async def acquire_store(cfg: AcquireConfig) -> tuple[Path, AcquireReport]:
         report.kept = list(have)
         providers = await _providers(dht, [f["id"] for f in manifest["fragments"]], net.peer_id.to_base58(),
                                      cfg.discovery_deadline)
-        if cfg.relays:            # providers behind NATs: reach them through the relays
-            from .nat import Reacher, start_nat
-
-            reach = Reacher(net, await start_nat(net), list(cfg.relays))
-            for peer in sorted({p for ps in providers.values() for p in ps}):
-                try:
-                    await reach(peer)
-                except NetworkError as exc:
-                    log.info("provider %s unreachable: %s", peer[-8:], exc)
+        await nat_reacher(net, cfg.relays, True, providers)   # providers behind NATs: through the relays
         want = choose_fragments(manifest, {f: len(p) for f, p in providers.items()}, cfg.storage, have)
         by_id = {f["id"]: f for f in manifest["fragments"]}
         for fid in want:

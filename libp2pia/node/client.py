@@ -47,7 +47,8 @@ from ..net.rpc import ComputeClient
 from ..net.transfer import fetch_from_any
 from ..wire.manifest import canonical_json
 from .backend import NetworkBackend
-from .failover import network_backend
+from .failover import FailoverBackend
+from .nat import nat_reacher
 from .services import start_gossip
 
 log = logging.getLogger(__name__)
@@ -221,15 +222,15 @@ class NetworkClient:
             if missing:
                 raise MissingFragment(missing[0], f"{len(missing)} of {len(ids)} fragments have no provider "
                                                   f"after {cfg.discovery_deadline:.0f} s")
+            reach = await nat_reacher(net, cfg.relays, cfg.hole_punch, providers)   # NAT'd holders, via relays
             root = await cls._fetch_core(net, manifest, providers, cfg)
             src = ManifestSource(root)
             model_cfg, norms, routers = client_data(src, cfg.context_limit)
             layout = ModelLayout.from_fragments(model_cfg, manifest["fragments"], norms, routers)
             tokenizer = Tokenizer.from_metadata(src.metadata)
             rpc = ComputeClient(net, observer=heartbeats.observe if heartbeats else None)
-            backend = await network_backend(net, rpc, providers, cfg.wire_dtype,
-                                            heartbeats.table if heartbeats else None, tuple(cfg.relays),
-                                            cfg.hole_punch)
+            backend = FailoverBackend(rpc, providers, cfg.wire_dtype, heartbeats.table if heartbeats else None,
+                                      reach=reach)
             try:
                 yield cls(net, dht, manifest, tokenizer, layout, backend)
             finally:

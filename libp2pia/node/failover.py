@@ -250,14 +250,3 @@ def failover_summary(events: list[FailoverEvent]) -> list[dict[str, Any]]:
 
 __all__ = ["FailoverBackend", "FailoverEvent", "failover_summary", "replay_calls"]
 
-
-async def network_backend(net: Any, rpc: Any, providers: dict[str, list[str]], wire_dtype: str,
-                          table: Any = None, relays: list[str] | tuple[str, ...] = (),
-                          hole_punch: bool = True) -> FailoverBackend:
-    """The client's backend: failover always; with ``relays``, peers behind NATs reached through them."""
-    reach = None
-    if relays:
-        from .nat import Reacher, start_nat
-
-        reach = Reacher(net, await start_nat(net, dcutr=hole_punch), list(relays))
-    return FailoverBackend(rpc, providers, wire_dtype, table, reach=reach)

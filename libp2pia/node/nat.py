@@ -128,3 +128,22 @@ async def wait_direct(net: NetHost, peers: Sequence[str], timeout: float) -> dic
         while not all("direct" in connection_kinds(net, p) for p in peers):
             await trio.sleep(0.2)
     return {p: list(connection_kinds(net, p)) for p in peers}
+
+
+async def nat_reacher(net: NetHost, relays: Sequence[str], hole_punch: bool,
+                      providers: dict[str, list[str]]) -> Reacher | None:
+    """A client's Reacher (None without relays), with every provider already reached (in parallel)."""
+    if not relays:
+        return None
+    reacher = Reacher(net, await start_nat(net, dcutr=hole_punch), list(relays))
+
+    async def one(peer: str) -> None:
+        try:
+            await reacher(peer)
+        except NetworkError as exc:
+            log.info("provider %s unreachable: %s", peer[-8:], exc)
+
+    async with trio.open_nursery() as n:
+        for peer in sorted({p for ps in providers.values() for p in ps}):
+            n.start_soon(one, peer)
+    return reacher
