@@ -174,6 +174,7 @@ class FailoverBackend(NetworkBackend):
         todo = list(range(len(calls)))
         ev: FailoverEvent | None = None
         messages = 0
+        t0 = time.perf_counter()
         for _ in range(self.max_rounds):
             groups: dict[str, list[int]] = {}
             for i in todo:
@@ -204,6 +205,7 @@ class FailoverBackend(NetworkBackend):
             raise NetworkError(f"phase still failing after {self.max_rounds} failovers")
         if ev is not None:
             ev.seconds = time.monotonic() - ev.at
+        self.stats.seconds += time.perf_counter() - t0
         self.stats.phases += 1
         self.stats.messages += messages
         self.stats.calls += len(calls)
