@@ -107,13 +107,21 @@ def main() -> int:
     local["ms_per_token_1_thread"] = local_one_thread(frags, args.n)
     print(f"local engine: {local['ms_per_token']:.1f} ms/token in-process (numba default threads), "
           f"{local['ms_per_token_1_thread']:.1f} ms/token with 1 thread ({local['n_layer']} layers)", flush=True)
-    rows = []
+    rows, failed = [], []
     for w in args.workers:
         with tempfile.TemporaryDirectory(prefix="libp2pia-bench-") as tmp:
             t0 = time.perf_counter()
-            with LocalSwarm(frags, w, 1, work_dir=Path(tmp), relay=False) as swarm:
-                start = time.perf_counter() - t0
-                r = trio.run(swarm_run, swarm, args.n, Path(tmp) / "client", args.wire_dtype)
+            try:
+                with LocalSwarm(frags, w, 1, work_dir=Path(tmp), relay=False) as swarm:
+                    start = time.perf_counter() - t0
+                    r = trio.run(swarm_run, swarm, args.n, Path(tmp) / "client", args.wire_dtype)
+            except Exception as exc:  # noqa: BLE001 - one failed size must not lose the others' rows
+                leaf = exc
+                while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+                    leaf = leaf.exceptions[0]
+                print(f"  {w:2d} workers: FAILED: {type(leaf).__name__}: {str(leaf)[:200]}", flush=True)
+                failed.append({"workers": w, "error": f"{type(leaf).__name__}: {leaf}"})
+                continue
         L, base = local["n_layer"], min(local["ms_per_token"], local["ms_per_token_1_thread"])
         r.update(workers=w, startup_s=start, same_tokens=r["tokens"] == local["tokens"],
                  ratio=r["ms_per_token"] / base,
@@ -142,7 +150,7 @@ def main() -> int:
         print(f"  {r['workers']:2d} workers: {client:7.1f} | {r['in_calls_ms']:7.1f} | {floor:7.1f}")
     print("(workers compute in parallel processes, so a swarm can beat the single local process on this box)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"local": local, "rows": rows, "n": args.n, "wire_dtype": args.wire_dtype},
+    args.json.write_text(json.dumps({"local": local, "rows": rows, "failed": failed, "n": args.n, "wire_dtype": args.wire_dtype},
                                     indent=1))
     print(f"\nJSON: {args.json}")
     return 0

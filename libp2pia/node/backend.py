@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 #: Added to a peer's measured round trip per fragment already pinned to it in a session, so that
 #: equally fast replicas share the work (seconds; about a third of a loopback round trip).
 LOAD_PENALTY_S = 0.0005
+#: Tries to open a session on one peer before it is left out of the session.
+OPEN_ATTEMPTS = 2
 
 
 def choose_replicas(providers: Mapping[str, Sequence[str]], rtt: Mapping[str, float],
@@ -111,11 +113,14 @@ class NetworkBackend:
         rtt: dict[str, float] = {}
 
         async def open_on(peer: str) -> None:
-            try:
-                await self.rpc.open_session(peer, session_id)
-            except NetworkError as exc:
-                log.warning("peer %s unavailable for session %s: %s", peer[-8:], session_id[:8], exc)
-                return
+            for attempt in range(OPEN_ATTEMPTS):      # a loaded peer may miss one stream-open deadline
+                try:
+                    await self.rpc.open_session(peer, session_id)
+                    break
+                except NetworkError as exc:
+                    if attempt + 1 == OPEN_ATTEMPTS:
+                        log.warning("peer %s unavailable for session %s: %s", peer[-8:], session_id[:8], exc)
+                        return
             rtt[peer] = self.rpc.rtt(peer) or 0.0
 
         async with trio.open_nursery() as n:
