@@ -34,6 +34,9 @@ def add_swarm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (tokens, text, timing, peers)")
     p.add_argument("--model", default=None, help="GGUF to use instead of the default Gemma 3 270M Q4_K_M")
     p.add_argument("--max-fragment-size", default="10MiB", help="fragment size limit (default 10MiB)")
+    p.add_argument("--kill", type=int, default=0, metavar="K",
+                   help="SIGKILL K workers while the answer is generated (failover demo; chosen so that every "
+                        "fragment keeps a replica); the answer must not change")
     p.add_argument("--wire-dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="activation encoding on the wire (float32: output identical to local)")
 
@@ -74,7 +77,12 @@ def run(args: argparse.Namespace) -> int:
                         f"{len(c.manifest['fragments'])} fragments\n")
                     if not args.json:
                         sys.stdout.write(args.prompt)
-                    await one_shot(c, args, params)
+                    if getattr(args, "kill", 0):
+                        from ..node.chaos import generate_with_kills
+
+                        await generate_with_kills(c, swarm, args, params, say)
+                    else:
+                        await one_shot(c, args, params)
 
             trio.run(client)
         say("all processes stopped")

@@ -68,7 +68,7 @@ async def run_client(args: argparse.Namespace) -> None:
 
     params = sampling_params(args)
     cfg = ClientConfig(parse_addrs(args.bootstrap), args.model, data_dir=args.data_dir,
-                       wire_dtype=args.wire_dtype)
+                       wire_dtype=args.wire_dtype, relays=getattr(args, "relay", []))
     async with NetworkClient.connect(cfg) as client:
         if args.prompt is not None:
             await one_shot(client, args, params)

@@ -47,6 +47,8 @@ from ..net.rpc import ComputeClient
 from ..net.transfer import fetch_from_any
 from ..wire.manifest import canonical_json
 from .backend import NetworkBackend
+from .failover import FailoverBackend
+from .nat import nat_reacher
 from .services import start_gossip
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,8 @@ class ClientConfig:
     context_limit: int = DEFAULT_CONTEXT_LENGTH
     discovery_deadline: float = DISCOVERY_DEADLINE_S
     heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
+    relays: Sequence[str] = ()            # relay multiaddrs: peers behind NATs are reached through them
+    hole_punch: bool = True               # DCUtR (False keeps relayed links relayed: benchmarks)
 
 
 @dataclass
@@ -218,13 +222,15 @@ class NetworkClient:
             if missing:
                 raise MissingFragment(missing[0], f"{len(missing)} of {len(ids)} fragments have no provider "
                                                   f"after {cfg.discovery_deadline:.0f} s")
+            reach = await nat_reacher(net, cfg.relays, cfg.hole_punch, providers)   # NAT'd holders, via relays
             root = await cls._fetch_core(net, manifest, providers, cfg)
             src = ManifestSource(root)
             model_cfg, norms, routers = client_data(src, cfg.context_limit)
             layout = ModelLayout.from_fragments(model_cfg, manifest["fragments"], norms, routers)
             tokenizer = Tokenizer.from_metadata(src.metadata)
             rpc = ComputeClient(net, observer=heartbeats.observe if heartbeats else None)
-            backend = NetworkBackend(rpc, providers, cfg.wire_dtype, heartbeats.table if heartbeats else None)
+            backend = FailoverBackend(rpc, providers, cfg.wire_dtype, heartbeats.table if heartbeats else None,
+                                      reach=reach)
             try:
                 yield cls(net, dht, manifest, tokenizer, layout, backend)
             finally:
@@ -274,6 +280,8 @@ class NetworkClient:
         """Generate in a fresh session, yielding tokens as they arrive (end-of-generation ids not shown)."""
         (params or SamplingParams()).validate()
         session = await self.engine.open_session()
+        if hasattr(self.backend, "track"):   # failover replays the engine's attention history
+            self.backend.track(session)
         self.last = RunStats(peers=self.backend.used_peers(session.id))
         try:
             gen = Generation(self.engine, session, prompt, max_new_tokens, params, eog=self.tokenizer.eos_ids,

@@ -50,14 +50,18 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--manifest", nargs="+", type=Path, default=[], metavar="PATH",
                        help="manifest.json (or a fragment directory) of a model to publish")
     elif role == "worker":
-        p.add_argument("--fragments", type=Path, required=True, metavar="DIR",
-                       help="directory with manifest.json and fragment files to serve")
+        p.add_argument("--fragments", type=Path, default=None, metavar="DIR",
+                       help="directory with manifest.json and fragment files to serve (without it: --model, and "
+                            "the fragments with the fewest live replicas are fetched from peers, see node.acquire)")
+        p.add_argument("--model", default=None, metavar="MODEL_ID",
+                       help="without --fragments: the model whose fragments to fetch into DATA_DIR/store")
         p.add_argument("--storage", type=size_arg, default=DEFAULT_WORKER_STORAGE_BYTES,
                        help="storage budget: serve fragments up to this many bytes (default 10MB)")
         p.add_argument("--context", type=int, default=DEFAULT_CONTEXT_LENGTH, help="KV cache limit per session")
         p.add_argument("--status-period", type=float, default=30.0, help="seconds between status lines")
         p.add_argument("--relay", nargs="+", default=[], metavar="ADDR",
-                       help="relay multiaddr(s) to reserve a slot on (announced as /p2p-circuit addresses)")
+                       help="relay multiaddr(s): AutoNAT asks them; if private, a slot is reserved on each "
+                            "(announced as /p2p-circuit addresses)")
         p.add_argument("--publish-manifest", action="store_true",
                        help="also publish the model manifest on the DHT (bootstrap nodes normally do)")
         p.add_argument("--heartbeat-period", type=float, default=DEFAULT_HEARTBEAT_PERIOD_S,
@@ -71,6 +75,8 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object (tokens, text, timing, peers)")
         p.add_argument("--wire-dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                        help="activation encoding on the wire (float32: output identical to local)")
+        p.add_argument("--relay", nargs="+", default=[], metavar="ADDR",
+                       help="relay multiaddr(s): workers behind NATs are reached through them")
     return p
 
 
@@ -197,9 +203,14 @@ async def _worker(args: argparse.Namespace) -> None:
 
     from .worker import Worker, WorkerConfig
 
+    extra: dict = {}
+    if args.fragments is None:                     # fetch from peers what the network is shortest of
+        from .acquire import acquire_from_args
+
+        args.fragments, extra = await acquire_from_args(args)
     cfg = WorkerConfig(args.fragments, args.bootstrap, args.storage, args.data_dir, _listen(args), args.context,
                        args.status_period, publish_manifest=args.publish_manifest,
-                       heartbeat_period=args.heartbeat_period, relays=args.relay)
+                       heartbeat_period=args.heartbeat_period, relays=args.relay, extra=extra)
     worker = await trio.to_thread.run_sync(Worker.load, cfg.fragments, cfg.storage, cfg.context_limit)
     await _serve(worker.serve, cfg)
 

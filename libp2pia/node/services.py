@@ -19,7 +19,7 @@ from ..fragments import load_manifest
 from ..net.dht import Dht
 from ..errors import NetworkError
 from ..net.gossip import Gossip, Heartbeats
-from ..net.relay import start_relay_hop
+from ..net.relay import Reachability, start_relay_hop
 from ..net.host import DEFAULT_LISTEN, open_host
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ async def serve_relay(cfg: ServiceConfig, *, task_status: Any = trio.TASK_STATUS
     """Circuit relay v2 hop with limits (libp2pia.limits.RELAY_*); also a DHT server if given peers."""
     async with open_host(cfg.listen, data_dir=cfg.data_dir) as net:
         await start_relay_hop(net)
+        Reachability(net)                  # answer AutoNAT dial-backs: workers learn whether they are private
         if cfg.bootstrap:
             await Dht(net, server=True).start(cfg.bootstrap)
         task_status.started(ready_info("relay", net))

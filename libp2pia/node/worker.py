@@ -50,6 +50,7 @@ from ..net.transfer import fragment_handler
 from ..wire.announce import Announcement
 from ..wire.compute import WireCall
 from .services import start_gossip
+from .nat import worker_nat
 from .store import FragmentStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class WorkerConfig:
     publish_manifest: bool = False      # the bootstrap nodes publish it; N workers re-putting 64 KiB records swamp a small DHT
     heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
     relays: Sequence[str] = ()            # reserve a slot on these (peers behind NAT reach us through them)
+    extra: dict[str, Any] = field(default_factory=dict)   # added to the readiness line (e.g. node.acquire's report)
 
 
 @dataclass
@@ -83,9 +85,10 @@ class WorkerInfo:
     bytes_held: int
     warmup_seconds: float
     joined: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"role": "worker", "peer_id": self.peer_id, "addrs": self.addrs, "model_id": self.model_id,
+        return {**self.extra, "role": "worker", "peer_id": self.peer_id, "addrs": self.addrs, "model_id": self.model_id,
                 "fragments": len(self.fragments), "bytes": self.bytes_held,
                 "warmup_seconds": round(self.warmup_seconds, 3), "bootstrap_joined": self.joined}
 
@@ -191,16 +194,17 @@ class Worker:
             net.handle(COMPUTE_PROTOCOL, compute_handler(self, self.stats))
             net.handle(FRAGMENT_PROTOCOL, fragment_handler(self.store.path))
             gossip = await start_gossip(net)                    # before any connection (pubsub greets on connect)
-            dht = Dht(net)
+            nat = await worker_nat(net, cfg.relays) if cfg.relays else None
+            dht = Dht(net, server=not (nat and nat.reachability == "private"))   # undialable: DHT client only
             joined = await dht.start(cfg.bootstrap)
             if cfg.bootstrap and not joined:
                 raise PeerUnavailable(f"none of the {len(cfg.bootstrap)} bootstrap node(s) answered")
             await self._announce(dht, cfg)
-            circuits = await self._reserve(net, cfg.relays)
+            circuits = nat.circuits if nat else []   # node.nat reserved them if AutoNAT said private
             if gossip is not None:
                 await self._heartbeats(gossip, net, cfg, circuits)
             info = WorkerInfo(net.peer_id.to_base58(), net.addrs, self.store.model_id, sorted(self.store.held),
-                              self.store.bytes_held, warm, joined)
+                              self.store.bytes_held, warm, joined, {**cfg.extra, **(nat.to_json() if nat else {})})
             task_status.started(info)
             while True:
                 await trio.sleep(cfg.status_period)
