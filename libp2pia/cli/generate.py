@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from ._common import add_sampling_args
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -17,12 +19,7 @@ def register(sub: Any) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL_OR_MANIFEST", help="GGUF file or fragment directory")
     p.add_argument("--prompt", "-p", required=True, help="prompt text (with --chat: the user message)")
     p.add_argument("-n", "--max-tokens", type=int, default=64, help="tokens to generate (default 64)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-k", type=int, default=0, help="keep the K most likely tokens (0 = off)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
-    p.add_argument("--min-p", type=float, default=0.0, help="drop tokens below min-p × best probability")
-    p.add_argument("--repeat-penalty", type=float, default=1.0, help="repetition penalty (1 = off)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the sampler")
+    add_sampling_args(p)
     p.add_argument("--chat", action="store_true", help="wrap the prompt with the model's chat template")
     p.add_argument("--system", default=None, help="system message (with --chat)")
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")

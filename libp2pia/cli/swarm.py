@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
 
 
 def add_swarm_args(p: argparse.ArgumentParser) -> None:
-    from ..node.run import add_sampling_args
+    from ._common import add_sampling_args
 
     p.add_argument("--workers", type=int, default=6, help="worker processes (default 6)")
     p.add_argument("--replication", type=int, default=2, help="replicas of every fragment (default 2)")

@@ -185,3 +185,20 @@ class Dht:
         if value is None:
             return None
         return decode_manifest_record(value, model_id)  # the DHT validated it; check again, cheaply
+
+    async def wait_manifest(self, model_id: str, deadline_s: float, poll_s: float = 0.5) -> dict[str, Any]:
+        """Poll for the manifest of ``model_id`` until it appears (a bootstrap node may publish it a moment
+        after we join); NetworkError naming the model once ``deadline_s`` has passed."""
+        end = trio.current_time() + deadline_s
+        while True:
+            try:
+                manifest = await self.get_manifest(model_id)
+            except NetworkError as exc:
+                log.debug("get manifest: %s", exc)
+                manifest = None
+            if manifest is not None:
+                return manifest
+            if trio.current_time() > end:
+                raise NetworkError(f"model {model_id[:16]}… not found on the network (no manifest record "
+                                   f"after {deadline_s:.0f} s)")
+            await trio.sleep(poll_s)

@@ -28,7 +28,7 @@ from typing import Any
 
 import trio
 
-from ..errors import MissingFragment, NetworkError, PeerUnavailable
+from ..errors import MissingFragment, PeerUnavailable
 from ..fragments import file_sha256
 from ..net.dht import Dht
 from ..net.host import DEFAULT_LISTEN, open_host
@@ -114,7 +114,7 @@ async def acquire_store(cfg: AcquireConfig) -> tuple[Path, AcquireReport]:
         dht = Dht(net, server=False)
         if not await dht.start(cfg.bootstrap):
             raise PeerUnavailable(f"none of the bootstrap nodes answered: {', '.join(cfg.bootstrap)}")
-        manifest = await _manifest(dht, cfg)
+        manifest = await dht.wait_manifest(cfg.model_id, cfg.discovery_deadline)
         have = await trio.to_thread.run_sync(verified_files, root, manifest)
         report.kept = list(have)
         providers = await _providers(dht, [f["id"] for f in manifest["fragments"]], net.peer_id.to_base58(),
@@ -139,21 +139,6 @@ async def acquire_store(cfg: AcquireConfig) -> tuple[Path, AcquireReport]:
     _write_manifest(root, manifest)
     report.seconds = time.monotonic() - t0
     return root, report
-
-
-async def _manifest(dht: Dht, cfg: AcquireConfig) -> dict[str, Any]:
-    end = time.monotonic() + cfg.discovery_deadline
-    while True:
-        try:
-            m = await dht.get_manifest(cfg.model_id)
-        except NetworkError as exc:
-            log.debug("get manifest: %s", exc)
-            m = None
-        if m is not None:
-            return m
-        if time.monotonic() > end:
-            raise NetworkError(f"model {cfg.model_id[:16]}… not found on the network")
-        await trio.sleep(0.5)
 
 
 async def _providers(dht: Dht, ids: list[str], self_id: str, deadline: float) -> dict[str, list[str]]:

@@ -206,7 +206,7 @@ class NetworkClient:
                 raise PeerUnavailable("a client needs at least one bootstrap address")
             if not await dht.start(cfg.bootstrap):
                 raise PeerUnavailable(f"none of the bootstrap nodes answered: {', '.join(cfg.bootstrap)}")
-            manifest = await cls._manifest(dht, cfg)
+            manifest = await dht.wait_manifest(cfg.model_id, cfg.discovery_deadline)
             heartbeats = None
             if gossip is not None:
                 heartbeats = Heartbeats(gossip, manifest["model_id"], period=cfg.heartbeat_period)
@@ -236,22 +236,6 @@ class NetworkClient:
             finally:
                 with trio.CancelScope(shield=True):
                     await rpc.aclose()
-
-    @staticmethod
-    async def _manifest(dht: Dht, cfg: ClientConfig) -> dict[str, Any]:
-        end = time.monotonic() + cfg.discovery_deadline
-        while True:
-            try:
-                manifest = await dht.get_manifest(cfg.model_id)
-            except NetworkError as exc:
-                log.debug("get manifest: %s", exc)
-                manifest = None
-            if manifest is not None:
-                return manifest
-            if time.monotonic() > end:
-                raise NetworkError(f"model {cfg.model_id[:16]}… not found on the network (no manifest record "
-                                   f"after {cfg.discovery_deadline:.0f} s)")
-            await trio.sleep(DISCOVERY_RETRY_S)
 
     @staticmethod
     async def _fetch_core(net: NetHost, manifest: dict[str, Any], providers: Mapping[str, list[str]],

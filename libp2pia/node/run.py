@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cli._common import add_sampling_args
 from ..errors import Libp2piaError
 from ..limits import DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S, DEFAULT_WORKER_STORAGE_BYTES
 
@@ -78,15 +79,6 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--relay", nargs="+", default=[], metavar="ADDR",
                        help="relay multiaddr(s): workers behind NATs are reached through them")
     return p
-
-
-def add_sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-k", type=int, default=0, help="keep the K most likely tokens (0 = off)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
-    p.add_argument("--min-p", type=float, default=0.0, help="drop tokens below min-p × best probability")
-    p.add_argument("--repeat-penalty", type=float, default=1.0, help="repetition penalty (1 = off)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the sampler")
 
 
 def sampling_params(args: argparse.Namespace):  # noqa: ANN201 - SamplingParams (imported lazily)
