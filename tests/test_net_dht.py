@@ -15,6 +15,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.records.utils import InvalidRecordType
 
+from libp2pia.errors import ManifestError
 from libp2pia.net.dht import Dht, ManifestValidator, dedupe_providers, make_validator
 from libp2pia.net.host import open_host
 from libp2pia.wire import libp2pia_pb2 as pb
@@ -75,6 +76,10 @@ async def test_providers_and_manifest_found_through_the_bootstrap_node(tmp_path,
                     info = next(p for p in await dht.find_providers(F1) if p.peer_id.to_base58() == prov["peer_id"])
                     await net.connect(info)
                     assert await dht.get_manifest(good["model_id"]) == good
+                    # it hashes to its key but lacks the fields a client reads (role, class, slices, ...):
+                    # the client's wait refuses it with one error naming the problem
+                    with pytest.raises(ManifestError, match="malformed manifest"):
+                        await dht.wait_manifest(good["model_id"], 5)
                     # a provider that appears later is found too (py-libp2p alone would answer
                     # from the entry it cached above)
                     async with spawn("dht", "--bootstrap", b, "--provide", F1) as late:

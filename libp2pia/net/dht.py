@@ -26,6 +26,7 @@ from libp2p.records.utils import InvalidRecordType
 from libp2p.records.validator import NamespacedValidator, Validator
 
 from ..errors import NetworkError, PeerUnavailable, ProtocolError
+from ..fragments.manifest import check_fields
 from ..limits import DHT_QUERY_TIMEOUT_S, DHT_REFRESH_PERIOD_S, DHT_REFRESH_TIMEOUT_S
 from ..wire.compute import check_fragment_id
 from ..wire.manifest import MANIFEST_NAMESPACE, decode_manifest_record, encode_manifest_record, manifest_key
@@ -197,6 +198,9 @@ class Dht:
                 log.debug("get manifest: %s", exc)
                 manifest = None
             if manifest is not None:
+                # The content hashes to its key, but a producer may still have written garbage fields:
+                # one ManifestError naming the field, not a KeyError deep in the client.
+                check_fields(manifest, f"manifest of model {model_id[:16]}…", complete=True)
                 return manifest
             if trio.current_time() > end:
                 raise NetworkError(f"model {model_id[:16]}… not found on the network (no manifest record "
