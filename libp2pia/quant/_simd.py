@@ -21,7 +21,11 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-HAS_AVX2 = llb.get_host_cpu_features().get("avx2", False)
+_FEATURES = llb.get_host_cpu_features()
+HAS_AVX2 = _FEATURES.get("avx2", False)
+# vpdpbusd on ymm (AVX512-VNNI + VL, e.g. Zen 4, Ice Lake): u8 x s8 -> i32 in one instruction. It equals
+# madd(maddubs(|w|, sign(x, w)), 1) bit for bit here: |w| <= 128 and |x| <= 127, so no int16 pair saturates.
+HAS_VNNI = bool(HAS_AVX2 and _FEATURES.get("avx512vnni", False) and _FEATURES.get("avx512vl", False))
 
 _I8x32 = ir.VectorType(ir.IntType(8), 32)
 _I16x16 = ir.VectorType(ir.IntType(16), 16)
@@ -70,6 +74,20 @@ def _maddubs_signed_v(builder, vw, vx):  # type: ignore[no-untyped-def]
     return builder.call(_fn(builder, "llvm.x86.avx2.pmadd.ub.sw", _I16x16, [_I8x32, _I8x32]), [absw, sx])
 
 
+def _dot_signed_acc(builder, vacc, vw, vx):  # type: ignore[no-untyped-def]
+    """vacc + 8 x i32 sums of 4 products w*x (signed int8 w, x): vpdpbusd where the CPU has it, else AVX2."""
+    if HAS_VNNI:
+        absw = builder.call(_fn(builder, "llvm.abs.v32i8", _I8x32, [_I8x32, ir.IntType(1)]),
+                            [vw, ir.Constant(ir.IntType(1), 0)])
+        sx = builder.call(_fn(builder, "llvm.x86.avx2.psign.b", _I8x32, [_I8x32, _I8x32]), [vx, vw])
+        return builder.call(_fn(builder, "llvm.x86.avx512.vpdpbusd.256", _I32x8, [_I32x8, _I32x8, _I32x8]),
+                            [vacc, builder.bitcast(absw, _I32x8), builder.bitcast(sx, _I32x8)])
+    p16 = _maddubs_signed_v(builder, vw, vx)
+    p32 = builder.call(_fn(builder, "llvm.x86.avx2.pmadd.wd", _I32x8, [_I16x16, _I16x16]),
+                       [p16, ir.Constant(_I16x16, [1] * 16)])
+    return builder.add(vacc, p32)
+
+
 @intrinsic
 def i32x8_zero(typingctx):  # type: ignore[no-untyped-def]
     def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
@@ -113,10 +131,8 @@ def dot32_1(typingctx, acc, w, woff, x, xoff):  # type: ignore[no-untyped-def]
 
     def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
         vacc, aw, ow, ax, ox = args
-        p16 = _maddubs_signed(context, builder, sig.args[1], aw, ow, sig.args[3], ax, ox)
-        p32 = builder.call(_fn(builder, "llvm.x86.avx2.pmadd.wd", _I32x8, [_I16x16, _I16x16]),
-                           [p16, ir.Constant(_I16x16, [1] * 16)])
-        return builder.add(vacc, p32)
+        vw = _load32(context, builder, sig.args[1], aw, ow)
+        return _dot_signed_acc(builder, vacc, vw, _load32(context, builder, sig.args[3], ax, ox))
 
     return sig, codegen
 
@@ -149,10 +165,7 @@ def dot32_q5_0(typingctx, acc, w, woff, x, xoff):  # type: ignore[no-untyped-def
         zero = ir.Constant(_I8x32, [0] * 32)
         hb = builder.select(builder.icmp_unsigned("!=", hit, zero), ir.Constant(_I8x32, [16] * 32), zero)
         q = builder.sub(builder.or_(nib, hb), ir.Constant(_I8x32, [16] * 32))
-        p16 = _maddubs_signed_v(builder, q, _load32(context, builder, sig.args[3], ax, ox))
-        p32 = builder.call(_fn(builder, "llvm.x86.avx2.pmadd.wd", _I32x8, [_I16x16, _I16x16]),
-                           [p16, ir.Constant(_I16x16, [1] * 16)])
-        return builder.add(vacc, p32)
+        return _dot_signed_acc(builder, vacc, q, _load32(context, builder, sig.args[3], ax, ox))
 
     return sig, codegen
 
@@ -264,14 +277,15 @@ def hsum(typingctx, v):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
-def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g):  # pragma: no cover
-    """Rows 4g..4g+3 of y[n, r] (same contract as _kernels.dot_rows), xq int8 (N, nsub, sub), sub 16 or 32.
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g1):  # pragma: no cover
+    """Rows 4g..4g+3, g0 <= g < g1, of y[n, r] (contract of _kernels.dot_rows), xq int8 (N, nsub, sub), sub 16|32.
 
     q forms: int8 (R, nsub, sub), one byte per weight (default); nib (Q4_K): uint8 (R, nsub/2, 32), the GGUF
     nibbles; q5 (Q5_0) / q6 (Q6_K): uint8 (R, nblk, 22 / 210), the GGUF blocks, decoded in registers.
     has_min: some mn != 0. Blocks of 32 (one sub-block per block) carry no scale (sc = 1). Four rows share
-    each activation load and keep four independent accumulator chains.
+    each activation load and keep four independent accumulator chains. Inlined into one function per weight
+    form (_rows_*) with constant flags, so each compiles to a loop free of the other forms' registers.
     """
     nsub = sc.shape[1]
     nsb = d.shape[1]
@@ -280,88 +294,134 @@ def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g):  
     step = 8 if q6 else (64 // sub if nib else 32 // sub)  # sub-blocks per call
     wstride = 22 if q5 else (16 if nib else sub)  # bytes of q per sub-block
     qrow = q.shape[1] * q.shape[2]  # bytes per row
-    r = g * 4
-    o0 = r * nsub  # flat sub-block index of row r; rows r+1.. follow at +nsub
-    for n in range(xq.shape[0]):
-        f0 = f32x8_zero()
-        f1 = f32x8_zero()
-        f2 = f32x8_zero()
-        f3 = f32x8_zero()
-        m0 = m1 = m2 = m3 = np.float32(0.0)
-        for b in range(nsb):
-            c0 = i32x8_zero()
-            c1 = i32x8_zero()
-            c2 = i32x8_zero()
-            c3 = i32x8_zero()
-            if spb == 1:  # 32-weight blocks (Q8_0, Q5_0, Q4_x, IQ4_NL): one call per block, no inner loop
-                xo = (n * nsub + b) * 32
-                w = r * qrow + b * wstride
-                if q5:
-                    c0 = dot32_q5_0(c0, q, w, xq, xo)
-                    c1 = dot32_q5_0(c1, q, w + qrow, xq, xo)
-                    c2 = dot32_q5_0(c2, q, w + 2 * qrow, xq, xo)
-                    c3 = dot32_q5_0(c3, q, w + 3 * qrow, xq, xo)
-                else:
-                    c0 = dot32_1(c0, q, w, xq, xo)
-                    c1 = dot32_1(c1, q, w + qrow, xq, xo)
-                    c2 = dot32_1(c2, q, w + 2 * qrow, xq, xo)
-                    c3 = dot32_1(c3, q, w + 3 * qrow, xq, xo)
-            else:
-                for j in range(b * spb, b * spb + spb, step):
-                    xo = (n * nsub + j) * sub
-                    k = o0 + j
-                    w = r * qrow + j * wstride
-                    if q6:  # j = first of the 8 sub-blocks of 16 in half h of the block
-                        h = (j - b * spb) // 8
-                        wq = r * qrow + b * 210 + 64 * h
-                        wh = r * qrow + b * 210 + 128 + 32 * h
-                        c0 = dot128_q6_k(c0, q, wq, wh, xq, xo, sc, k)
-                        c1 = dot128_q6_k(c1, q, wq + qrow, wh + qrow, xq, xo, sc, k + nsub)
-                        c2 = dot128_q6_k(c2, q, wq + 2 * qrow, wh + 2 * qrow, xq, xo, sc, k + 2 * nsub)
-                        c3 = dot128_q6_k(c3, q, wq + 3 * qrow, wh + 3 * qrow, xq, xo, sc, k + 3 * nsub)
-                    elif nib:
-                        c0 = dot64_nib(c0, q, w, xq, xo, sc, k, k + 1)
-                        c1 = dot64_nib(c1, q, w + qrow, xq, xo, sc, k + nsub, k + nsub + 1)
-                        c2 = dot64_nib(c2, q, w + 2 * qrow, xq, xo, sc, k + 2 * nsub, k + 2 * nsub + 1)
-                        c3 = dot64_nib(c3, q, w + 3 * qrow, xq, xo, sc, k + 3 * nsub, k + 3 * nsub + 1)
+    for g in range(g0, g1):
+        r = g * 4
+        o0 = r * nsub  # flat sub-block index of row r; rows r+1.. follow at +nsub
+        for n in range(xq.shape[0]):
+            f0 = f32x8_zero()
+            f1 = f32x8_zero()
+            f2 = f32x8_zero()
+            f3 = f32x8_zero()
+            m0 = m1 = m2 = m3 = np.float32(0.0)
+            for b in range(nsb):
+                c0 = i32x8_zero()
+                c1 = i32x8_zero()
+                c2 = i32x8_zero()
+                c3 = i32x8_zero()
+                if spb == 1:  # 32-weight blocks (Q8_0, Q5_0, Q4_x, IQ4_NL): one call per block, no inner loop
+                    xo = (n * nsub + b) * 32
+                    w = r * qrow + b * wstride
+                    if q5:
+                        c0 = dot32_q5_0(c0, q, w, xq, xo)
+                        c1 = dot32_q5_0(c1, q, w + qrow, xq, xo)
+                        c2 = dot32_q5_0(c2, q, w + 2 * qrow, xq, xo)
+                        c3 = dot32_q5_0(c3, q, w + 3 * qrow, xq, xo)
                     else:
-                        c0 = dot32(c0, q, w, xq, xo, sc, k, k + step - 1)
-                        c1 = dot32(c1, q, w + qrow, xq, xo, sc, k + nsub, k + nsub + step - 1)
-                        c2 = dot32(c2, q, w + 2 * qrow, xq, xo, sc, k + 2 * nsub, k + 2 * nsub + step - 1)
-                        c3 = dot32(c3, q, w + 3 * qrow, xq, xo, sc, k + 3 * nsub, k + 3 * nsub + step - 1)
-            xdb = xd[n, b]
-            f0 = fma_lanes(f0, xdb * d[r, b], c0)
-            f1 = fma_lanes(f1, xdb * d[r + 1, b], c1)
-            f2 = fma_lanes(f2, xdb * d[r + 2, b], c2)
-            f3 = fma_lanes(f3, xdb * d[r + 3, b], c3)
-            if has_min:
-                t0 = t1 = t2 = t3 = np.float32(0.0)
-                for j in range(b * spb, b * spb + spb):
-                    xsj = xs[n, j]
-                    t0 += np.float32(mn[r, j]) * xsj
-                    t1 += np.float32(mn[r + 1, j]) * xsj
-                    t2 += np.float32(mn[r + 2, j]) * xsj
-                    t3 += np.float32(mn[r + 3, j]) * xsj
-                xmb = xmd[n, b]
-                m0 += (xmb * dmin[r, b]) * t0
-                m1 += (xmb * dmin[r + 1, b]) * t1
-                m2 += (xmb * dmin[r + 2, b]) * t2
-                m3 += (xmb * dmin[r + 3, b]) * t3
-        y[n, r] = hsum(f0) - m0
-        y[n, r + 1] = hsum(f1) - m1
-        y[n, r + 2] = hsum(f2) - m2
-        y[n, r + 3] = hsum(f3) - m3
+                        c0 = dot32_1(c0, q, w, xq, xo)
+                        c1 = dot32_1(c1, q, w + qrow, xq, xo)
+                        c2 = dot32_1(c2, q, w + 2 * qrow, xq, xo)
+                        c3 = dot32_1(c3, q, w + 3 * qrow, xq, xo)
+                else:
+                    for j in range(b * spb, b * spb + spb, step):
+                        xo = (n * nsub + j) * sub
+                        k = o0 + j
+                        w = r * qrow + j * wstride
+                        if q6:  # j = first of the 8 sub-blocks of 16 in half h of the block
+                            h = (j - b * spb) // 8
+                            wq = r * qrow + b * 210 + 64 * h
+                            wh = r * qrow + b * 210 + 128 + 32 * h
+                            c0 = dot128_q6_k(c0, q, wq, wh, xq, xo, sc, k)
+                            c1 = dot128_q6_k(c1, q, wq + qrow, wh + qrow, xq, xo, sc, k + nsub)
+                            c2 = dot128_q6_k(c2, q, wq + 2 * qrow, wh + 2 * qrow, xq, xo, sc, k + 2 * nsub)
+                            c3 = dot128_q6_k(c3, q, wq + 3 * qrow, wh + 3 * qrow, xq, xo, sc, k + 3 * nsub)
+                        elif nib:
+                            c0 = dot64_nib(c0, q, w, xq, xo, sc, k, k + 1)
+                            c1 = dot64_nib(c1, q, w + qrow, xq, xo, sc, k + nsub, k + nsub + 1)
+                            c2 = dot64_nib(c2, q, w + 2 * qrow, xq, xo, sc, k + 2 * nsub, k + 2 * nsub + 1)
+                            c3 = dot64_nib(c3, q, w + 3 * qrow, xq, xo, sc, k + 3 * nsub, k + 3 * nsub + 1)
+                        else:
+                            c0 = dot32(c0, q, w, xq, xo, sc, k, k + step - 1)
+                            c1 = dot32(c1, q, w + qrow, xq, xo, sc, k + nsub, k + nsub + step - 1)
+                            c2 = dot32(c2, q, w + 2 * qrow, xq, xo, sc, k + 2 * nsub, k + 2 * nsub + step - 1)
+                            c3 = dot32(c3, q, w + 3 * qrow, xq, xo, sc, k + 3 * nsub, k + 3 * nsub + step - 1)
+                xdb = xd[n, b]
+                f0 = fma_lanes(f0, xdb * d[r, b], c0)
+                f1 = fma_lanes(f1, xdb * d[r + 1, b], c1)
+                f2 = fma_lanes(f2, xdb * d[r + 2, b], c2)
+                f3 = fma_lanes(f3, xdb * d[r + 3, b], c3)
+                if has_min:
+                    t0 = t1 = t2 = t3 = np.float32(0.0)
+                    for j in range(b * spb, b * spb + spb):
+                        xsj = xs[n, j]
+                        t0 += np.float32(mn[r, j]) * xsj
+                        t1 += np.float32(mn[r + 1, j]) * xsj
+                        t2 += np.float32(mn[r + 2, j]) * xsj
+                        t3 += np.float32(mn[r + 3, j]) * xsj
+                    xmb = xmd[n, b]
+                    m0 += (xmb * dmin[r, b]) * t0
+                    m1 += (xmb * dmin[r + 1, b]) * t1
+                    m2 += (xmb * dmin[r + 2, b]) * t2
+                    m3 += (xmb * dmin[r + 3, b]) * t3
+            y[n, r] = hsum(f0) - m0
+            y[n, r + 1] = hsum(f1) - m1
+            y[n, r + 2] = hsum(f2) - m2
+            y[n, r + 3] = hsum(f3) - m3
 
 
-@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
-def dot_rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6):  # pragma: no cover
-    """All row groups on numba's thread pool (see _rows_i8 for the contract)."""
-    for g in prange(q.shape[0] // 4):
-        _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g)
+# One compiled row loop per weight form (KIND_*): the flags are constants, so LLVM drops the other forms' code
+# and keeps the accumulators and pointers in registers (the generic loop spilled them on every block).
+KIND_GENERIC, KIND_I8, KIND_Q5_0, KIND_Q4_K, KIND_Q6_K = 0, 1, 2, 3, 4
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def dot_rows_i8_serial(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6):  # pragma: no cover
+def _rows_generic(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g1):  # pragma: no cover
+    _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g1)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _rows_plain(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1):  # pragma: no cover
+    _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, False, False, False, False, g0, g1)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _rows_q5_0(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1):  # pragma: no cover
+    _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, False, False, True, False, g0, g1)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _rows_q4_k(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, g0, g1):  # pragma: no cover
+    _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, True, False, False, g0, g1)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _rows_q6_k(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1):  # pragma: no cover
+    _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, False, False, False, True, g0, g1)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g1):  # pragma: no cover
+    if kind == KIND_I8:
+        _rows_plain(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1)
+    elif kind == KIND_Q5_0:
+        _rows_q5_0(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1)
+    elif kind == KIND_Q4_K:
+        _rows_q4_k(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, g0, g1)
+    elif kind == KIND_Q6_K:
+        _rows_q6_k(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1)
+    else:
+        _rows_generic(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g1)
+
+
+@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
+def dot_rows_i8(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, chunks):  # pragma: no cover
+    """Row groups on numba's thread pool in `chunks` contiguous ranges (see _rows_i8 for the contract)."""
+    ng = q.shape[0] // 4
+    for c in prange(chunks):
+        _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6,
+                   c * ng // chunks, (c + 1) * ng // chunks)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def dot_rows_i8_serial(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6):  # pragma: no cover
     """The same in the calling thread: no pool wake-up (1 thread, small matrices, caller-side threads)."""
-    for g in range(q.shape[0] // 4):
-        _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g)
+    _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, 0, q.shape[0] // 4)
