@@ -200,17 +200,16 @@ def dot128_q6_k(typingctx, acc, w, woff, qhoff, x, xoff, sc, soff):  # type: ign
         maddubs = _fn(builder, "llvm.x86.avx2.pmadd.ub.sw", _I16x16, [_I8x32, _I8x32])
         madd = _fn(builder, "llvm.x86.avx2.pmadd.wd", _I32x8, [_I16x16, _I16x16])
         ps = cgutils.create_struct_proxy(sig.args[6])(context, builder, value=asc).data
+        # the half's 8 scales in one load, widened once; each quad takes its pair by a shuffle (as ggml does)
+        i16x8 = ir.VectorType(ir.IntType(16), 8)
+        s8 = builder.sext(builder.load(builder.bitcast(builder.gep(ps, [so]),
+                                                       ir.VectorType(ir.IntType(8), 8).as_pointer()), align=1), i16x8)
         out = vacc
         for k, q in enumerate(quads):
             xv = _load32(context, builder, xty, ax, builder.add(ox, ir.Constant(ox.type, 32 * k)))
             p16 = builder.sub(builder.call(maddubs, [q, xv]), builder.call(maddubs, [c(32), xv]))
-            s_lo = builder.sext(builder.load(builder.gep(ps, [builder.add(so, ir.Constant(so.type, 2 * k))])),
-                                ir.IntType(16))
-            s_hi = builder.sext(builder.load(builder.gep(ps, [builder.add(so, ir.Constant(so.type, 2 * k + 1))])),
-                                ir.IntType(16))
-            sv = builder.shuffle_vector(_splat(builder, s_lo, _I16x16), _splat(builder, s_hi, _I16x16),
-                                        ir.Constant(ir.VectorType(ir.IntType(32), 16),
-                                                    list(range(8)) + list(range(24, 32))))
+            sv = builder.shuffle_vector(s8, ir.Constant(i16x8, None),
+                                        ir.Constant(ir.VectorType(ir.IntType(32), 16), [2 * k] * 8 + [2 * k + 1] * 8))
             out = builder.add(out, builder.call(madd, [p16, sv]))
         return out
 
