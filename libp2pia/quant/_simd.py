@@ -262,6 +262,26 @@ def fma_lanes(typingctx, accf, scale, acci):  # type: ignore[no-untyped-def]
 
 
 @intrinsic
+def dot8_f(typingctx, a, aoff, b, boff):  # type: ignore[no-untyped-def]
+    """sum_i<8 float(a[aoff+i]) * b[boff+i] for int8 a, float32 b, in one vector; exact (so equal to the serial
+    sum) when every product and partial sum is an integer below 2^24, as for the mins x block sums."""
+    sig = types.float32(a, types.intp, b, types.intp)
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        aa, ao, ab, bo = args
+        pa = cgutils.create_struct_proxy(sig.args[0])(context, builder, value=aa).data
+        pb = cgutils.create_struct_proxy(sig.args[2])(context, builder, value=ab).data
+        va = builder.load(builder.bitcast(builder.gep(pa, [ao]), ir.VectorType(ir.IntType(8), 8).as_pointer()), align=1)
+        vb = builder.load(builder.bitcast(builder.gep(pb, [bo]), _F32x8.as_pointer()), align=1)
+        p = builder.fmul(builder.sitofp(va, _F32x8), vb)
+        e = [builder.extract_element(p, ir.Constant(ir.IntType(32), k)) for k in range(8)]
+        q = [builder.fadd(e[k], e[k + 4]) for k in range(4)]
+        return builder.fadd(builder.fadd(q[0], q[2]), builder.fadd(q[1], q[3]))
+
+    return sig, codegen
+
+
+@intrinsic
 def hsum(typingctx, v):  # type: ignore[no-untyped-def]
     """Sum of the 8 float lanes (pairwise, as ggml's hsum_float_8)."""
     sig = types.float32(F32x8)
@@ -348,7 +368,18 @@ def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g
                 f1 = fma_lanes(f1, xdb * d[r + 1, b], c1)
                 f2 = fma_lanes(f2, xdb * d[r + 2, b], c2)
                 f3 = fma_lanes(f3, xdb * d[r + 3, b], c3)
-                if has_min:
+                if has_min and spb == 8:  # Q4_K, Q5_K: one vector per row
+                    j0 = n * nsub + b * 8
+                    t0 = dot8_f(mn, o0 + b * 8, xs, j0)
+                    t1 = dot8_f(mn, o0 + nsub + b * 8, xs, j0)
+                    t2 = dot8_f(mn, o0 + 2 * nsub + b * 8, xs, j0)
+                    t3 = dot8_f(mn, o0 + 3 * nsub + b * 8, xs, j0)
+                    xmb = xmd[n, b]
+                    m0 += (xmb * dmin[r, b]) * t0
+                    m1 += (xmb * dmin[r + 1, b]) * t1
+                    m2 += (xmb * dmin[r + 2, b]) * t2
+                    m3 += (xmb * dmin[r + 3, b]) * t3
+                elif has_min:
                     t0 = t1 = t2 = t3 = np.float32(0.0)
                     for j in range(b * spb, b * spb + spb):
                         xsj = xs[n, j]
