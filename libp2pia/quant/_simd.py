@@ -9,7 +9,9 @@ intrinsics; the kernel below then reads like ggml's AVX2 code:
     per row:         y = hsum(acc_f) - sum_sb (xmd * dmin) * sum_j mn_j * xs_j
 
 The integer part is exact (as ggml's); only the float lanes' order differs from ggml.
-Used when the CPU has AVX2 (HAS_AVX2); otherwise _kernels.dot_rows does the same maths in float32.
+Used when the CPU has AVX2 (HAS_AVX2); otherwise _kernels.dot_rows does the same maths in float32. Where the
+CPU also has AVX512-VNNI + VL (HAS_VNNI), blocks without a sub-block scale use vpdpbusd for maddubs + madd
+(same integers). The row body is compiled once per weight form (_rows_*), so each loop keeps its registers.
 """
 
 from __future__ import annotations
