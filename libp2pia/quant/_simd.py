@@ -402,7 +402,7 @@ def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g
 
 # One compiled row loop per weight form (KIND_*): the flags are constants, so LLVM drops the other forms' code
 # and keeps the accumulators and pointers in registers (the generic loop spilled them on every block).
-KIND_GENERIC, KIND_I8, KIND_Q5_0, KIND_Q4_K, KIND_Q6_K = 0, 1, 2, 3, 4
+KIND_GENERIC, KIND_I8, KIND_Q5_0, KIND_Q4_K, KIND_Q6_K, KIND_I8_MIN = 0, 1, 2, 3, 4, 5
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -413,6 +413,11 @@ def _rows_generic(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _rows_plain(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1):  # pragma: no cover
     _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, False, False, False, False, g0, g1)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _rows_plain_min(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1):  # pragma: no cover
+    _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, True, False, False, False, g0, g1)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -434,6 +439,8 @@ def _rows_q6_k(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1):  # pragma: no co
 def _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g1):  # pragma: no cover
     if kind == KIND_I8:
         _rows_plain(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1)
+    elif kind == KIND_I8_MIN:
+        _rows_plain_min(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1)
     elif kind == KIND_Q5_0:
         _rows_q5_0(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1)
     elif kind == KIND_Q4_K:

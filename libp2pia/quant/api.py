@@ -230,9 +230,9 @@ def _kind(spec: Spec, has_min: bool) -> int:
     """Which specialised row loop of _simd serves this weight form (the generic one for the rest)."""
     if spec.qtype == QType.Q4_K:
         return S.KIND_Q4_K
-    if has_min:
-        return S.KIND_GENERIC
-    return {QType.Q5_0: S.KIND_Q5_0, QType.Q6_K: S.KIND_Q6_K}.get(spec.qtype, S.KIND_I8)
+    if spec.qtype in (QType.Q5_0, QType.Q6_K):
+        return S.KIND_GENERIC if has_min else S.KIND_Q5_0 if spec.qtype == QType.Q5_0 else S.KIND_Q6_K
+    return S.KIND_I8_MIN if has_min else S.KIND_I8
 
 
 def _use_simd(spec: Spec) -> bool:
