@@ -401,13 +401,8 @@ def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g
 
 
 # One compiled row loop per weight form (KIND_*): the flags are constants, so LLVM drops the other forms' code
-# and keeps the accumulators and pointers in registers (the generic loop spilled them on every block).
-KIND_GENERIC, KIND_I8, KIND_Q5_0, KIND_Q4_K, KIND_Q6_K, KIND_I8_MIN = 0, 1, 2, 3, 4, 5
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def _rows_generic(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g1):  # pragma: no cover
-    _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g1)
+# and keeps the accumulators and pointers in registers (one generic loop spilled them on every block).
+KIND_I8, KIND_I8_MIN, KIND_Q5_0, KIND_Q4_K, KIND_Q6_K = 1, 2, 3, 4, 5
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -436,7 +431,7 @@ def _rows_q6_k(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1):  # pragma: no co
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g1):  # pragma: no cover
+def _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, g0, g1):  # pragma: no cover
     if kind == KIND_I8:
         _rows_plain(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1)
     elif kind == KIND_I8_MIN:
@@ -447,20 +442,17 @@ def _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q
         _rows_q4_k(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, g0, g1)
     elif kind == KIND_Q6_K:
         _rows_q6_k(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, g0, g1)
-    else:
-        _rows_generic(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g1)
 
 
 @njit(parallel=True, nogil=True, cache=True, error_model="numpy")
-def dot_rows_i8(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, chunks):  # pragma: no cover
+def dot_rows_i8(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, chunks):  # pragma: no cover
     """Row groups on numba's thread pool in `chunks` contiguous ranges (see _rows_i8 for the contract)."""
     ng = q.shape[0] // 4
     for c in prange(chunks):
-        _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6,
-                   c * ng // chunks, (c + 1) * ng // chunks)
+        _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, c * ng // chunks, (c + 1) * ng // chunks)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def dot_rows_i8_serial(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6):  # pragma: no cover
+def dot_rows_i8_serial(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min):  # pragma: no cover
     """The same in the calling thread: no pool wake-up (1 thread, small matrices, caller-side threads)."""
-    _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, 0, q.shape[0] // 4)
+    _rows_kind(kind, q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, 0, q.shape[0] // 4)
