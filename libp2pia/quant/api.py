@@ -20,6 +20,7 @@ import numpy as np
 from libp2pia.errors import QuantError
 from libp2pia.limits import KERNEL_PARALLEL_MIN_BYTES
 from libp2pia.quant import _kernels as K
+from libp2pia.quant import _simd as S
 from libp2pia.quant._simd import HAS_AVX2, dot_rows_i8, dot_rows_i8_serial
 from libp2pia.quant.layout import FLOAT_TYPES, Unpacked, float_values, unpack
 from libp2pia.quant.qtypes import VEC_DOT_TYPE, QType, Spec, as_bytes_2d, as_raw_1d, resolve
@@ -225,6 +226,15 @@ def _parallel(pm: PreparedMatrix) -> bool:
     return numba.get_num_threads() > 1 and pm.raw.nbytes >= KERNEL_PARALLEL_MIN_BYTES
 
 
+def _kind(spec: Spec, has_min: bool) -> int | None:
+    """Which specialised row loop of _simd serves this weight form; None: none does (the float kernel will)."""
+    if spec.qtype == QType.Q4_K:
+        return S.KIND_Q4_K
+    if spec.qtype in (QType.Q5_0, QType.Q6_K):  # their offsets are applied in registers: no mins, ever
+        return None if has_min else S.KIND_Q5_0 if spec.qtype == QType.Q5_0 else S.KIND_Q6_K
+    return S.KIND_I8_MIN if has_min else S.KIND_I8
+
+
 def _use_simd(spec: Spec) -> bool:
     return HAS_AVX2 and spec.qtype not in FLOAT_TYPES
 
@@ -235,9 +245,13 @@ def _matmul(pm: PreparedMatrix, spec: Spec, X: np.ndarray, mode: str, parallel: 
     if mode == "ggml" and _use_simd(spec):
         lay, nib, has_min, q5, q6 = pm.simd_form
         xq, xs, xd, xmd = _activation(spec, lay, X, mode, sub=16 if q6 else 32 if nib or q5 else lay.q.shape[2])
-        if not np.isnan(xq).any():  # NaN cannot ride in int8: the float kernel propagates it instead
-            kern = dot_rows_i8 if par else dot_rows_i8_serial
-            kern(lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq.astype(np.int8), xs, xd, xmd, y, has_min, nib, q5, q6)
+        kind = _kind(spec, has_min)
+        if kind is not None and not np.isnan(xq).any():  # NaN cannot ride in int8: the float kernel has it
+            args = (kind, lay.q, lay.sc, lay.mn, lay.d, lay.dmin, xq.astype(np.int8), xs, xd, xmd, y, has_min)
+            if par:  # one contiguous range of rows per thread
+                dot_rows_i8(*args, numba.get_num_threads())
+            else:
+                dot_rows_i8_serial(*args)
             return np.ascontiguousarray(y[:, : pm.rows])
     lay = pm.float_form
     xq, xs, xd, xmd = _activation(spec, lay, X, mode)
