@@ -75,13 +75,13 @@ def run(args: argparse.Namespace) -> int:
                 async with NetworkClient.connect(cfg) as c:
                     say(f"client joined: model {c.model_id[:16]}…, {len(c.backend.peers())} peers hold its "
                         f"{len(c.manifest['fragments'])} fragments\n")
-                    if not args.json:
-                        sys.stdout.write(args.prompt)
                     if getattr(args, "kill", 0):
                         from ..node.chaos import generate_with_kills
 
-                        await generate_with_kills(c, swarm, args, params, say)
+                        await generate_with_kills(c, swarm, args, params, say)  # echoes the prompt itself
                     else:
+                        if not args.json:
+                            sys.stdout.write(args.prompt)
                         await one_shot(c, args, params)
 
             trio.run(client)

@@ -8,6 +8,7 @@ spaced tokens of the answer; each kill is printed with the token and the time.
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,6 +101,9 @@ async def generate_with_kills(client: Any, swarm: Any, args: Any, params: Any, s
                for i in safe_victims(plan, core, args.kill)]
     points = kill_points(args.max_tokens, args.kill)
     say(f"will SIGKILL {', '.join(v[0] for v in victims)} after tokens {points}")
+    if not args.json:  # the answer starts after the plan line, not in the middle of it
+        sys.stdout.write(args.prompt)
+        sys.stdout.flush()
     times: list[float] = []
     kills: list[Kill] = []
 
