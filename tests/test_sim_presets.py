@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-presets = pytest.importorskip("libp2pia.gguf.presets", reason="needs the presets of libp2pia.gguf (helper frag)")
-fplan = pytest.importorskip("libp2pia.fragments.plan", reason="needs the planner of libp2pia.fragments")
-
-from libp2pia.sim.plan import plan_arrays, summary  # noqa: E402
-from libp2pia.sim.source import load_plan, plan_from_preset  # noqa: E402
+from libp2pia import fragments as fplan
+from libp2pia.gguf import presets
+from libp2pia.sim.plan import plan_arrays, summary
+from libp2pia.sim.source import load_plan, plan_from_preset
 
 SMALL = ["mistral-7b-v0.3", "mixtral-8x7b", "magistral-small-2509"]
 CASES = SMALL + [pytest.param("mistral-large-3", marks=pytest.mark.slow)]
