@@ -139,3 +139,7 @@ PROCESS_STOP_TIMEOUT_S = 10.0
 #: "oversize" fragment (one tensor row block that cannot be cut) may exceed the
 #: 10 MiB budget; this only bounds what a lying provider can make us write.
 MAX_FRAGMENT_FETCH_BYTES = 1024 * MiB
+
+#: When every known holder of a fragment is down, the client looks the fragment up again before it gives
+#: up (its first lookup stopped at the first holder found); this bounds that second look.
+REDISCOVER_TIMEOUT_S = 5.0

@@ -34,7 +34,7 @@ from ..engine.client import Engine
 from ..engine.generation import Generation, GenerationResult
 from ..engine.loader import ManifestSource, client_data
 from ..errors import Libp2piaError, MissingFragment, NetworkError, PeerUnavailable
-from ..limits import DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S
+from ..limits import DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S, REDISCOVER_TIMEOUT_S
 from ..model.layout import ModelLayout
 from ..model.sampling import SamplingParams
 from ..model.tokenizer import Tokenizer
@@ -229,8 +229,13 @@ class NetworkClient:
             layout = ModelLayout.from_fragments(model_cfg, manifest["fragments"], norms, routers)
             tokenizer = Tokenizer.from_metadata(src.metadata)
             rpc = ComputeClient(net, observer=heartbeats.observe if heartbeats else None)
-            backend = FailoverBackend(rpc, providers, cfg.wire_dtype, heartbeats.table if heartbeats else None,
-                                      reach=reach)
+            table = heartbeats.table if heartbeats else None
+
+            async def rediscover(fid: str) -> list[str]:
+                fresh = await find_providers(dht, [fid], REDISCOVER_TIMEOUT_S, net.peer_id.to_base58(), table)
+                return fresh.get(fid, [])
+
+            backend = FailoverBackend(rpc, providers, cfg.wire_dtype, table, reach=reach, rediscover=rediscover)
             try:
                 yield cls(net, dht, manifest, tokenizer, layout, backend)
             finally:

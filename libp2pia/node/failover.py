@@ -76,6 +76,7 @@ class FailoverBackend(NetworkBackend):
     """NetworkBackend + replica failover and attention replay (see the module docstring)."""
 
     reach: Any = None                                           # async (peer) -> None: dial (relays, ...)
+    rediscover: Any = None                                      # async (fragment) -> [peer]: fresh holders
     down: set[str] = field(default_factory=set)
     engine_sessions: dict[str, Session] = field(default_factory=dict)
     pending_replay: dict[str, set[str]] = field(default_factory=dict)   # session -> attention fragments
@@ -136,12 +137,32 @@ class FailoverBackend(NetworkBackend):
         return ev
 
     async def _pin(self, session_id: str, s: _Session, call: ShardCall, ev: FailoverEvent | None) -> str:
-        """The peer serving ``call``'s fragment in this session, re-pinned if its peer is down."""
+        """The peer serving ``call``'s fragment in this session, re-pinned if its peer is down. When no
+        known holder is left, ask the network once more (the first lookup stops at the first holder it
+        finds, so the client may know fewer replicas than exist) before giving up."""
         fid = call.fragment_id
         peer = s.pinned.get(fid)
         if peer is not None and peer not in self.down:
             return peer
-        reasons = []
+        reasons: list[str] = []
+        cand = await self._first_live(session_id, s, call, ev, reasons)
+        if cand is None and self.rediscover is not None:
+            known = self.providers.setdefault(fid, [])
+            fresh = [p for p in await self.rediscover(fid) if p not in known]
+            if fresh:
+                log.info("fragment %s: %d more holder(s) found", fid[:12], len(fresh))
+                known.extend(fresh)
+                cand = await self._first_live(session_id, s, call, ev, reasons)
+        if cand is not None:
+            return cand
+        gone = ", ".join(sorted(p[-8:] for p in self.providers.get(fid, []))) or "none known"
+        raise MissingFragment(fid, f"{call.kind} layer {call.layer}: every replica is down (holders: {gone})"
+                              + (f"; {'; '.join(reasons)}" if reasons else ""))
+
+    async def _first_live(self, session_id: str, s: _Session, call: ShardCall, ev: FailoverEvent | None,
+                          reasons: list[str]) -> str | None:
+        """Pin the fragment to the fastest live holder that opens the session; None if there is none."""
+        fid = call.fragment_id
         for cand in self.live(fid):
             if cand not in s.opened:
                 try:
@@ -161,9 +182,7 @@ class FailoverBackend(NetworkBackend):
                 target.moved[fid] = cand
             log.debug("fragment %s now on %s", fid[:12], cand[-8:])
             return cand
-        gone = ", ".join(sorted(p[-8:] for p in self.providers.get(fid, []))) or "none known"
-        raise MissingFragment(fid, f"{call.kind} layer {call.layer}: every replica is down (holders: {gone})"
-                              + (f"; {'; '.join(reasons)}" if reasons else ""))
+        return None
 
     # --- one phase ------------------------------------------------------------
     async def call(self, session_id: str, calls: list[ShardCall]) -> list[ShardResult]:
