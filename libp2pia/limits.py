@@ -143,3 +143,7 @@ MAX_FRAGMENT_FETCH_BYTES = 1024 * MiB
 #: When every known holder of a fragment is down, the client looks the fragment up again before it gives
 #: up (its first lookup stopped at the first holder found); this bounds that second look.
 REDISCOVER_TIMEOUT_S = 5.0
+#: A worker provides its fragments on the DHT at most this many at once (28 parallel provides from a
+#: NATed worker timed out on 2 cores), and retries the ones that timed out this many rounds in all.
+PROVIDE_PARALLEL = 8
+PROVIDE_ATTEMPTS = 3

@@ -33,7 +33,7 @@ from ..engine.local import close_session, execute
 from ..errors import Libp2piaError, MissingFragment, NetworkError, PeerUnavailable, SessionError
 from ..limits import (
     DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S, DEFAULT_WORKER_STORAGE_BYTES, MAX_ANNOUNCED_ADDRS,
-    MAX_ANNOUNCED_FRAGMENTS,
+    MAX_ANNOUNCED_FRAGMENTS, PROVIDE_ATTEMPTS, PROVIDE_PARALLEL,
 )
 from ..model.attention import AttentionShard
 from ..model.build import COMPUTE_ROLES, Shard, build_shard
@@ -244,18 +244,29 @@ class Worker:
 
         Gossip heartbeats join here once libp2pia.net has them; until then the DHT is the directory.
         """
+        # A provide that times out (a loaded machine, a worker behind NAT whose DHT queries go the long
+        # way) is retried: a fragment without a provider record is invisible to clients that did not
+        # hear this worker's announcements, and failover cannot reach a replica nobody knows about.
+        todo = list(self.store.held)
         failed: list[str] = []
+        limiter = trio.CapacityLimiter(PROVIDE_PARALLEL)
 
         async def provide(fid: str) -> None:
-            try:
-                await dht.provide(fid)
-            except PeerUnavailable as exc:
-                failed.append(fid)
-                log.warning("provide %s: %s", fid[:12], exc)
+            async with limiter:
+                try:
+                    await dht.provide(fid)
+                except PeerUnavailable as exc:
+                    failed.append(fid)
+                    log.info("provide %s: %s", fid[:12], exc)
 
-        async with trio.open_nursery() as n:
-            for fid in self.store.held:
-                n.start_soon(provide, fid)
+        for _ in range(PROVIDE_ATTEMPTS):
+            failed = []
+            async with trio.open_nursery() as n:
+                for fid in todo:
+                    n.start_soon(provide, fid)
+            if not failed:
+                break
+            todo = failed
         if cfg.publish_manifest:
             try:
                 await dht.put_manifest(self.store.manifest)
