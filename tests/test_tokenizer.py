@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from libp2pia.errors import TokenizerError, UnsupportedError
 from libp2pia.model.chat import GEMMA_TEMPLATE
-from libp2pia.model.tokenizer import Tokenizer, read_tokenizer_metadata
+from libp2pia.model.tokenizer import ATTR_USER_DEFINED, Tokenizer, read_tokenizer_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = json.loads((ROOT / "tests" / "golden" / "tokenizer.json").read_text(encoding="utf-8"))
@@ -149,6 +149,10 @@ _TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 @given(text=_TEXT)
 def test_round_trip(tokenizers, name, text):
     tok = tokenizers(name)
+    # llama.cpp splits user-defined pieces (the SPM vocab's "\n\n") out before SPM and gives the
+    # text after one a fresh space prefix, so "\n\n0" comes back as "\n\n 0": lossy by design.
+    # test_golden_* and the live test pin that behaviour; the lossless property holds without them.
+    assume(not any(a & ATTR_USER_DEFINED and t in text for t, a in zip(tok.tokens, tok.attrs)))
     assert tok.decode(tok.encode(text, add_special=False)) == text
     with_special = tok.encode(text)
     if tok.add_bos:
