@@ -23,6 +23,9 @@ DEFAULT_PLAN_REPLICATION = (3, 5)
 #: Read/hash chunk of the fragmenter and reassembler (large enough to amortise syscalls,
 #: small enough that peak memory stays ~ one fragment).
 IO_CHUNK_BYTES = 4 * MiB
+#: Most fragments hashed and written at once by ``fragment`` (one per core up to this): past a
+#: few cores the copy into the page cache, not sha256, is the bound.
+MAX_FRAGMENT_THREADS = 8
 #: Above this many fragments manifest.json is written on one line: Python's JSON encoder is
 #: ~20x slower with indentation, which dominates for models with 10^4-10^5 fragments.
 MANIFEST_INDENT_MAX_FRAGMENTS = 2000

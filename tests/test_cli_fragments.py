@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -91,13 +92,17 @@ def test_plan_human_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_fragment_then_reassemble(moe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = run_ok(capsys, "fragment", str(moe), "-o", str(tmp_path / "f"), "--max-fragment-size", "64KiB")
-    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
-    assert f"wrote {len(manifest['fragments'])} fragments" in out and manifest["model_id"] in out
-    assert "class conditional" in out
-    out = run_ok(capsys, "reassemble", str(tmp_path / "f" / "manifest.json"), "-o", str(tmp_path / "m.gguf"))
-    assert manifest["source"]["sha256"] in out and "matches the source" in out
-    assert (tmp_path / "m.gguf").read_bytes() == moe.read_bytes()
+    want = hashlib.sha256(moe.read_bytes()).hexdigest()
+    for flags, note in (([], "the manifest records no source sha256"), (["--source-sha256"], "matches the source")):
+        d = tmp_path / f"f{len(flags)}"
+        out = run_ok(capsys, "fragment", str(moe), "-o", str(d), "--max-fragment-size", "64KiB", *flags)
+        manifest = json.loads((d / "manifest.json").read_text())
+        assert f"wrote {len(manifest['fragments'])} fragments" in out and manifest["model_id"] in out
+        assert "class conditional" in out
+        assert manifest["source"]["sha256"] == (want if flags else None)
+        out = run_ok(capsys, "reassemble", str(d / "manifest.json"), "-o", str(d / "m.gguf"))
+        assert want in out and note in out
+        assert (d / "m.gguf").read_bytes() == moe.read_bytes()
 
 
 def test_demo_reassemble_on_a_small_model(moe: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,7 +28,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def frags(model: Path, tmp_path: Path) -> Path:
-    fragment(model, tmp_path / "frags", LIMIT)
+    fragment(model, tmp_path / "frags", LIMIT, hash_source=True)
     return tmp_path / "frags"
 
 
@@ -146,6 +146,19 @@ def test_swapped_entries_with_recomputed_model_id(frags: Path, tmp_path: Path,
     line = run_cli(capsys, "reassemble", str(frags / "manifest.json"), "-o", str(tmp_path / "out.gguf"))
     assert "does not match its manifest entry (swapped or foreign fragment)" in line
     assert not (tmp_path / "out.gguf").exists()
+
+
+def test_source_sha256_mismatch_after_reassembly(frags: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A consistent manifest (model id recomputed) whose source sha256 is wrong: every fragment
+    verifies, the rebuilt file does not match, nothing is left at the output path."""
+    path = frags / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["source"]["sha256"] = "0" * 64
+    path.write_text(json.dumps(with_model_id(manifest)))
+    line = run_cli(capsys, "reassemble", str(path), "-o", str(tmp_path / "out.gguf"))
+    assert "differs from the source" in line
+    assert not list(tmp_path.glob("*out.gguf*"))
 
 
 @pytest.mark.parametrize("edit", ["layer", "sha", "garbage"])

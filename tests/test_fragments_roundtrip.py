@@ -31,7 +31,7 @@ LIMIT = 48 * 1024
 def cut(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     d = tmp_path_factory.mktemp(request.param)
     src = write_synthetic(d / "src.gguf", CASES[request.param])
-    manifest = fragment(src, d / "frags", LIMIT)
+    manifest = fragment(src, d / "frags", LIMIT, hash_source=True)
     return src, d / "frags", manifest
 
 

@@ -44,7 +44,7 @@ def reassemble_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="libp2pia-demo-") as tmp:
         frag_dir, out = Path(tmp) / "fragments", Path(tmp) / "reassembled.gguf"
         with progress(size, "fragment") as bar:
-            manifest = fragment(model, frag_dir, limit, on_progress=bar.update)
+            manifest = fragment(model, frag_dir, limit, on_progress=bar.update, hash_source=True)
         print(f"fragmented into {len(manifest['fragments'])} fragments in {frag_dir}")
         print(summary_text(summary(manifest["hparams"], manifest["fragments"], limit)))
         with progress(size, "reassemble") as bar:

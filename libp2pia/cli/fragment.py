@@ -20,6 +20,11 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--max-fragment-size", default="10MiB",
                    help="upper bound of one fragment file, e.g. 10MiB, 4MB (default 10MiB)")
+    p.add_argument("--source-sha256", action="store_true",
+                   help="also record the source file's sha256 in the manifest, so reassemble can compare "
+                        "against it (hashes every byte a second time; fragments are verified without it)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="fragments hashed and written at once (default: one per core)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     limit = parse_size(args.max_fragment_size)
     total = Path(args.model).stat().st_size
     with progress(total, "fragment") as bar:
-        manifest = fragment(args.model, args.output, limit, on_progress=bar.update)
+        manifest = fragment(args.model, args.output, limit, on_progress=bar.update,
+                            threads=args.threads, hash_source=args.source_sha256)
     s = summary(manifest["hparams"], manifest["fragments"], limit)
     print(f"wrote {len(manifest['fragments'])} fragments ({human_bytes(s['bytes'])}) and "
           f"{Path(args.output) / 'manifest.json'}; model id {manifest['model_id']}")

@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,13 +41,6 @@ class _Pieces:
         mv = memoryview(b).cast("B")
         self.parts.append(mv)
         self.n += len(mv)
-
-
-def _hash_parts(parts: list[Any], out: list[str]) -> None:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p)
-    out.append(h.hexdigest())
 
 
 def _sha256_of(buf: Any, size: int, out: list[str], stop: threading.Event) -> None:
@@ -95,12 +90,13 @@ def _write_parts(f: Any, parts: list[memoryview], src_fd: int | None, base: int,
 
 
 def write_fragment(buf: Any, spec: FragmentSpec, architecture: str, directory: Path,
-                   src_fd: int | None = None) -> tuple[str, int]:
+                   src_fd: int | None = None, tag: str = "0") -> tuple[str, int]:
     """Write one fragment file named by its sha256 into ``directory``; return (id, size).
 
     ``buf`` is the mapped source; with ``src_fd`` (its file descriptor) contiguous pieces are
-    copied in the kernel. The sha256 runs in a second thread meanwhile (hashlib releases the GIL)."""
-    tmp = directory / f".writing-{os.getpid()}"
+    copied in the kernel. ``tag`` keeps the temporary names of concurrent writers apart.
+    Thread-safe: :func:`fragment` runs one call per core (hashlib and the copies release the GIL)."""
+    tmp = directory / f".writing-{os.getpid()}-{tag}"
     pieces = _Pieces()
     w = StreamWriter(pieces, fragment_kvs(spec, architecture), fragment_tensors(spec))
     for s in spec.slices:
@@ -108,19 +104,46 @@ def write_fragment(buf: Any, spec: FragmentSpec, architecture: str, directory: P
     w.close()
     if pieces.n != spec.size:
         raise FragmentError(f"fragment size {pieces.n} differs from the planned {spec.size} (bug)")
-    digest: list[str] = []
-    hasher = threading.Thread(target=_hash_parts, args=(pieces.parts, digest))
-    hasher.start()
-    try:
-        with open(tmp, "wb", buffering=0) as f:
-            _write_parts(f, pieces.parts, src_fd, _map_base(buf) if src_fd is not None else 0, len(buf))
-    finally:
-        hasher.join()
+    h = hashlib.sha256()
+    for p in pieces.parts:
+        h.update(p)
+    with open(tmp, "wb", buffering=0) as f:
+        _write_parts(f, pieces.parts, src_fd, _map_base(buf) if src_fd is not None else 0, len(buf))
     for p in pieces.parts:
         p.release()
-    fid = digest[0]
+    fid = h.hexdigest()
     tmp.replace(directory / f"{fid}.gguf")
     return fid, pieces.n
+
+
+def _default_threads() -> int:
+    """One writer per usable core, at most MAX_FRAGMENT_THREADS (the page cache is the limit)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, limits.MAX_FRAGMENT_THREADS))
+
+
+def _write_all(mm: Any, specs: list[FragmentSpec], architecture: str, directory: Path, src_fd: int,
+               on_progress: Callable[[int], None] | None, threads: int) -> list[str]:
+    """Write every fragment, ``threads`` at a time; ids in plan order. At most 2 x threads
+    fragments are in flight, so peak memory stays a few fragments. On any error (or Ctrl-C)
+    the queued ones are cancelled and the running ones finish before the error propagates."""
+    ids: list[str] = []
+    pending: deque[Future[tuple[str, int]]] = deque()
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fragment")
+    try:
+        for i, spec in enumerate(specs):
+            pending.append(pool.submit(write_fragment, mm, spec, architecture, directory, src_fd, str(i)))
+            while pending and (len(pending) >= 2 * threads or i == len(specs) - 1):
+                fid, n = pending.popleft().result()
+                ids.append(fid)
+                if on_progress:
+                    on_progress(n)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return ids
 
 
 def _missing_parents(out: Path) -> list[Path]:
@@ -135,8 +158,16 @@ def _missing_parents(out: Path) -> list[Path]:
 
 def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
              max_fragment_bytes: int = limits.DEFAULT_MAX_FRAGMENT_BYTES,
-             on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Cut ``src`` into ``out_dir`` (must not exist or be empty); returns the manifest dict."""
+             on_progress: Callable[[int], None] | None = None, threads: int | None = None,
+             hash_source: bool = False) -> dict[str, Any]:
+    """Cut ``src`` into ``out_dir`` (must not exist or be empty); returns the manifest dict.
+
+    ``threads`` fragments are hashed and written at once (default: one per core). With
+    ``hash_source`` the manifest also records the source file's sha256 (``source.sha256``), at
+    the cost of hashing every byte a second time; without it ``source.sha256`` is null. The
+    fragments need no source hash: each is named by its own sha256, the manifest (named by
+    the model id) lists them with their byte ranges, so a reassembled file is verified by
+    construction."""
     src_p, out = Path(src), Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Libp2piaError(f"output {out} already exists and is not an empty directory")
@@ -151,7 +182,8 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     digest: list[str] = []
     stop = threading.Event()
     hasher = threading.Thread(target=_sha256_of, args=(mm, size, digest, stop), daemon=True)
-    hasher.start()
+    if hash_source:
+        hasher.start()
     made: list[Path] = []
     try:
         header = parse_header(mm, size, str(src_p), src_p)
@@ -161,14 +193,12 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         made = _missing_parents(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir.mkdir()
-        ids = []
-        for spec in specs:
-            fid, n = write_fragment(mm, spec, header.architecture, tmp_dir, fsrc.fileno())
-            ids.append(fid)
-            if on_progress:
-                on_progress(n)
-        hasher.join()
-        manifest = build_manifest(hp, specs, max_fragment_bytes, source_info(header, digest[0]), ids)
+        ids = _write_all(mm, specs, header.architecture, tmp_dir, fsrc.fileno(), on_progress,
+                         threads or _default_threads())
+        if hash_source:
+            hasher.join()
+        manifest = build_manifest(hp, specs, max_fragment_bytes,
+                                  source_info(header, digest[0] if hash_source else None), ids)
         tmp_manifest = tmp_dir / ".manifest.json.tmp"
         # indented for people on small models; one line (C encoder, fast) for huge ones
         indent = 1 if len(specs) <= limits.MANIFEST_INDENT_MAX_FRAGMENTS else None
@@ -179,7 +209,8 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         tmp_dir.replace(out)
     except BaseException:
         stop.set()
-        hasher.join()
+        if hash_source:
+            hasher.join()
         shutil.rmtree(tmp_dir, ignore_errors=True)
         for d in made:  # deepest first; only the ones this call created, only if still empty
             try:

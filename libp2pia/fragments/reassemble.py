@@ -65,7 +65,8 @@ def verify(manifest_path: str | os.PathLike[str],
 
 def reassemble(manifest_path: str | os.PathLike[str], out_path: str | os.PathLike[str], overwrite: bool = False,
                on_progress: Callable[[int], None] | None = None) -> str:
-    """Rebuild the source GGUF; returns its sha256 (equal to the manifest's, or it raises)."""
+    """Rebuild the source GGUF; returns its sha256 (equal to the manifest's ``source.sha256`` when
+    the manifest records one, or it raises). Every fragment's hash is checked first either way."""
     mpath, out = Path(manifest_path), Path(out_path)
     if out.is_dir():
         raise FragmentError(f"output {out} is a directory")
@@ -76,8 +77,6 @@ def reassemble(manifest_path: str | os.PathLike[str], out_path: str | os.PathLik
     manifest = verify(mpath)
     source = manifest["source"]
     size, want = int(source["bytes"]), source.get("sha256")
-    if not want:
-        raise ManifestError(f"{mpath}: the manifest has no source sha256 (a plan cannot be reassembled)")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "w+b") as f:
@@ -87,7 +86,7 @@ def reassemble(manifest_path: str | os.PathLike[str], out_path: str | os.PathLik
                     _paint(mpath.parent, manifest, mm, on_progress)
                     mm.flush()
         got = file_sha256(tmp)
-        if got != want:
+        if want and got != want:
             raise FragmentError(f"reassembled file sha256 {got[:16]}… differs from the source {want[:16]}…")
         if overwrite:
             tmp.replace(out)

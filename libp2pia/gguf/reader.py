@@ -102,6 +102,9 @@ class GGUFHeader:
         return all(t.end <= self.file_size for t in self.tensors)
 
 
+_U64 = struct.Struct("<Q")
+
+
 class StringArray(Sequence[str]):
     """A GGUF string array kept as raw bytes; items are decoded (UTF-8) when accessed."""
 
@@ -180,25 +183,36 @@ class _Cursor:
     def strings(self, count: int, what: str) -> "StringArray":
         """A string array (tokenizers: 10^5 entries): walk the lengths in a tight loop, keep the raw
         bytes, decode on access (fragmenting never needs the token strings)."""
+        buf, start, unpack = self.buf, self.pos, _U64.unpack_from
+        starts = [0] * count
+        pos = start
+        try:  # fast path: no per-item checks (this loop is most of a header's parse time)
+            for k in range(count):
+                n = unpack(buf, pos)[0]
+                pos += 8
+                starts[k] = pos - start
+                pos += n
+        except struct.error:
+            pos = self.size + 1
+        if pos > self.size or pos - start > limits.MAX_GGUF_STRING_BYTES:
+            self._check_strings(count, what)   # raises with the item's position
+        self.pos = pos
+        return StringArray(bytes(buf[start:pos]), starts, f"{self.where}: {what}")
+
+    def _check_strings(self, count: int, what: str) -> None:
+        """The checked walk: raises the precise error the fast path skipped."""
         buf, pos, size, limit = self.buf, self.pos, self.size, limits.MAX_GGUF_STRING_BYTES
-        unpack = struct.Struct("<Q").unpack_from
-        start = pos
-        starts = []
         for _ in range(count):
             if pos + 8 > size:
                 self.pos = pos
                 self.need(8, what)
-            (n,) = unpack(buf, pos)
+            (n,) = _U64.unpack_from(buf, pos)
             if n > limit:
                 raise GGUFError(f"{self.where}: absurd string length {n} in {what} at byte {pos}")
-            pos += 8
-            starts.append(pos - start)
-            pos += n
+            pos += 8 + n
             if pos > size:
                 self.pos = pos - n
                 self.need(n, what)
-        self.pos = pos
-        return StringArray(bytes(buf[start:pos]), starts, f"{self.where}: {what}")
 
     def value(self, vtype: int, what: str) -> Any:
         try:

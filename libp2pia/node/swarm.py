@@ -201,7 +201,7 @@ def fragment_cache(model: Path, max_fragment_bytes: int, cache: Path | None = No
                 return out
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fragment(model, out, max_fragment_bytes)
+    fragment(model, out, max_fragment_bytes, hash_source=True)   # the cache check above reads it
     return out
 
 
