@@ -304,6 +304,9 @@ def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g
 
     q forms: int8 (R, nsub, sub), one byte per weight (default); nib (Q4_K): uint8 (R, nsub/2, 32), the GGUF
     nibbles; q5 (Q5_0) / q6 (Q6_K): uint8 (R, nblk, 22 / 210), the GGUF blocks, decoded in registers.
+    In every form each group of 4 rows is stored interleaved block by block (block b of rows r..r+3, then
+    block b+1, ...: layout.interleave_rows), so the kernel reads memory in order: from DRAM that streams
+    ~1.6x faster than four rows 1 row-length apart, which the hardware prefetcher follows badly.
     has_min: some mn != 0. Blocks of 32 (one sub-block per block) carry no scale (sc = 1). Four rows share
     each activation load and keep four independent accumulator chains. Inlined into one function per weight
     form (_rows_*) with constant flags, so each compiles to a loop free of the other forms' registers.
@@ -315,6 +318,7 @@ def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g
     step = 8 if q6 else (64 // sub if nib else 32 // sub)  # sub-blocks per call
     wstride = 22 if q5 else (16 if nib else sub)  # bytes of q per sub-block
     qrow = q.shape[1] * q.shape[2]  # bytes per row
+    bb = qrow // nsb  # bytes of q per block per row; a group stores block b of its 4 rows side by side
     for g in range(g0, g1):
         r = g * 4
         o0 = r * nsub  # flat sub-block index of row r; rows r+1.. follow at +nsub
@@ -329,42 +333,42 @@ def _rows_i8(q, sc, mn, d, dmin, xq, xs, xd, xmd, y, has_min, nib, q5, q6, g0, g
                 c1 = i32x8_zero()
                 c2 = i32x8_zero()
                 c3 = i32x8_zero()
+                blk = r * qrow + b * 4 * bb  # block b of row r; rows r+1.. follow at +bb
                 if spb == 1:  # 32-weight blocks (Q8_0, Q5_0, Q4_x, IQ4_NL): one call per block, no inner loop
                     xo = (n * nsub + b) * 32
-                    w = r * qrow + b * wstride
                     if q5:
-                        c0 = dot32_q5_0(c0, q, w, xq, xo)
-                        c1 = dot32_q5_0(c1, q, w + qrow, xq, xo)
-                        c2 = dot32_q5_0(c2, q, w + 2 * qrow, xq, xo)
-                        c3 = dot32_q5_0(c3, q, w + 3 * qrow, xq, xo)
+                        c0 = dot32_q5_0(c0, q, blk, xq, xo)
+                        c1 = dot32_q5_0(c1, q, blk + bb, xq, xo)
+                        c2 = dot32_q5_0(c2, q, blk + 2 * bb, xq, xo)
+                        c3 = dot32_q5_0(c3, q, blk + 3 * bb, xq, xo)
                     else:
-                        c0 = dot32_1(c0, q, w, xq, xo)
-                        c1 = dot32_1(c1, q, w + qrow, xq, xo)
-                        c2 = dot32_1(c2, q, w + 2 * qrow, xq, xo)
-                        c3 = dot32_1(c3, q, w + 3 * qrow, xq, xo)
+                        c0 = dot32_1(c0, q, blk, xq, xo)
+                        c1 = dot32_1(c1, q, blk + bb, xq, xo)
+                        c2 = dot32_1(c2, q, blk + 2 * bb, xq, xo)
+                        c3 = dot32_1(c3, q, blk + 3 * bb, xq, xo)
                 else:
                     for j in range(b * spb, b * spb + spb, step):
                         xo = (n * nsub + j) * sub
                         k = o0 + j
-                        w = r * qrow + j * wstride
+                        w = blk + (j - b * spb) * wstride
                         if q6:  # j = first of the 8 sub-blocks of 16 in half h of the block
                             h = (j - b * spb) // 8
-                            wq = r * qrow + b * 210 + 64 * h
-                            wh = r * qrow + b * 210 + 128 + 32 * h
+                            wq = blk + 64 * h
+                            wh = blk + 128 + 32 * h
                             c0 = dot128_q6_k(c0, q, wq, wh, xq, xo, sc, k)
-                            c1 = dot128_q6_k(c1, q, wq + qrow, wh + qrow, xq, xo, sc, k + nsub)
-                            c2 = dot128_q6_k(c2, q, wq + 2 * qrow, wh + 2 * qrow, xq, xo, sc, k + 2 * nsub)
-                            c3 = dot128_q6_k(c3, q, wq + 3 * qrow, wh + 3 * qrow, xq, xo, sc, k + 3 * nsub)
+                            c1 = dot128_q6_k(c1, q, wq + bb, wh + bb, xq, xo, sc, k + nsub)
+                            c2 = dot128_q6_k(c2, q, wq + 2 * bb, wh + 2 * bb, xq, xo, sc, k + 2 * nsub)
+                            c3 = dot128_q6_k(c3, q, wq + 3 * bb, wh + 3 * bb, xq, xo, sc, k + 3 * nsub)
                         elif nib:
                             c0 = dot64_nib(c0, q, w, xq, xo, sc, k, k + 1)
-                            c1 = dot64_nib(c1, q, w + qrow, xq, xo, sc, k + nsub, k + nsub + 1)
-                            c2 = dot64_nib(c2, q, w + 2 * qrow, xq, xo, sc, k + 2 * nsub, k + 2 * nsub + 1)
-                            c3 = dot64_nib(c3, q, w + 3 * qrow, xq, xo, sc, k + 3 * nsub, k + 3 * nsub + 1)
+                            c1 = dot64_nib(c1, q, w + bb, xq, xo, sc, k + nsub, k + nsub + 1)
+                            c2 = dot64_nib(c2, q, w + 2 * bb, xq, xo, sc, k + 2 * nsub, k + 2 * nsub + 1)
+                            c3 = dot64_nib(c3, q, w + 3 * bb, xq, xo, sc, k + 3 * nsub, k + 3 * nsub + 1)
                         else:
                             c0 = dot32(c0, q, w, xq, xo, sc, k, k + step - 1)
-                            c1 = dot32(c1, q, w + qrow, xq, xo, sc, k + nsub, k + nsub + step - 1)
-                            c2 = dot32(c2, q, w + 2 * qrow, xq, xo, sc, k + 2 * nsub, k + 2 * nsub + step - 1)
-                            c3 = dot32(c3, q, w + 3 * qrow, xq, xo, sc, k + 3 * nsub, k + 3 * nsub + step - 1)
+                            c1 = dot32(c1, q, w + bb, xq, xo, sc, k + nsub, k + nsub + step - 1)
+                            c2 = dot32(c2, q, w + 2 * bb, xq, xo, sc, k + 2 * nsub, k + 2 * nsub + step - 1)
+                            c3 = dot32(c3, q, w + 3 * bb, xq, xo, sc, k + 3 * nsub, k + 3 * nsub + step - 1)
                 xdb = xd[n, b]
                 f0 = fma_lanes(f0, xdb * d[r, b], c0)
                 f1 = fma_lanes(f1, xdb * d[r + 1, b], c1)

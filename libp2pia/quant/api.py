@@ -22,7 +22,7 @@ from libp2pia.limits import KERNEL_PARALLEL_MIN_BYTES
 from libp2pia.quant import _kernels as K
 from libp2pia.quant import _simd as S
 from libp2pia.quant._simd import HAS_AVX2, dot_rows_i8, dot_rows_i8_serial
-from libp2pia.quant.layout import FLOAT_TYPES, Unpacked, float_values, unpack
+from libp2pia.quant.layout import FLOAT_TYPES, Unpacked, float_values, interleave_rows, unpack
 from libp2pia.quant.qtypes import VEC_DOT_TYPE, QType, Spec, as_bytes_2d, as_raw_1d, resolve
 
 Mode = Literal["ggml", "exact"]
@@ -68,6 +68,8 @@ class PreparedMatrix:
                 q = np.zeros((lay.q.shape[0], self.raw.shape[1] // size, size), np.uint8)
                 q[: self.rows] = self.raw.reshape(self.rows, -1, size)
                 lay = replace(lay, q=q)
+            # the kernel reads block b of 4 rows at once: store them side by side (always a copy)
+            lay = replace(lay, q=interleave_rows(lay.q, lay.d.shape[1], K.ROWS_PER_GROUP))
             self._simd = (lay, nib, bool(lay.mn.any()), q5, q6)
         return self._simd
 

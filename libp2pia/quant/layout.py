@@ -183,6 +183,16 @@ def float_values(w: np.ndarray, qtype: QType) -> np.ndarray:
     return (w.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
+def interleave_rows(q: np.ndarray, nblocks: int, group: int = 4) -> np.ndarray:
+    """A copy of q (R, ...) with each group of `group` rows stored block by block: block b of rows
+    r..r+group-1 side by side, then block b+1 (the order a 4-row kernel reads; ggml repacks Q4_0/Q8_0
+    into x4 blocks the same way). Shape unchanged; R must be a multiple of `group`."""
+    rows = q.shape[0]
+    per_block = q[0].size // nblocks
+    flat = q.reshape(rows // group, group, nblocks, per_block).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(flat).reshape(q.shape)
+
+
 def unpack(w: np.ndarray, spec: Spec, pad_rows_to: int = 1) -> Unpacked:
     """uint8 (rows, row_bytes) -> Unpacked with rows padded (zeros) to a multiple of `pad_rows_to`."""
     rows = w.shape[0]
