@@ -8,15 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from libp2pia.engine.client import Engine
 from libp2pia.engine.generation import Generation
 from libp2pia.engine.inprocess import InProcessBackend
 from libp2pia.engine.interface import ShardCall, ShardResult
 from libp2pia.engine.loader import load_model
+from libp2pia.engine.local import best_logits
 from libp2pia.engine.runner import LocalRunner
 from libp2pia.errors import ModelError, SessionError
-from libp2pia.model.sampling import SamplingParams
+from libp2pia.limits import MAX_LOGITS_TOP_K
+from libp2pia.model.sampling import SamplingParams, candidates_needed
 
 GOLDEN = Path(__file__).parent / "golden" / "models"
 DENSE = GOLDEN / "dense-q4_k_m.gguf"
@@ -33,7 +38,7 @@ class RecordingBackend(InProcessBackend):
         self.phases: list[list[tuple[str, str, int | None, int]]] = []
 
     async def call(self, session_id: str, calls: list[ShardCall]) -> list[ShardResult]:
-        self.phases.append([(c.fragment_id, c.kind, c.layer, len(c.positions)) for c in calls])
+        self.phases.append([(c.fragment_id, c.kind, c.layer, len(c.positions), c.top_k) for c in calls])
         return await super().call(session_id, calls)
 
 
@@ -201,3 +206,38 @@ def test_worker_shards_from_fragment_files_match_the_gguf(tmp_path, dense):  # t
         call = ShardCall(entry["id"], kind, entry["layer"], pos[:len(arg)], arg)
         np.testing.assert_array_equal(execute(worker, "w", call).y, execute(dense.shards[f"plan-{i:05d}"], "w", call).y)
     assert checked == {"attention", "ffn", "embed", "logits"}
+
+
+@pytest.mark.parametrize("params", [SamplingParams(),                                   # greedy: 1 per shard
+                                    SamplingParams(temperature=0.9, top_k=12, top_p=0.9, seed=3),
+                                    SamplingParams(temperature=0.9, top_k=0, seed=3),    # all logits
+                                    SamplingParams(repetition_penalty=1.3)])             # all logits
+async def test_top_k_logits_pick_what_full_logits_pick(dense, params):  # type: ignore[no-untyped-def]
+    """Shards sending only their best candidates change nothing: the same tokens as with every
+    logit sent (keep_logits forces the full vectors), over 16 steps, greedy and sampled."""
+    backend = RecordingBackend(dense.shards)
+    eng = Engine(dense.layout, backend)
+    runs = []
+    for keep in (False, True):
+        s = await eng.open_session()
+        g = Generation(eng, s, PROMPT, 16, SamplingParams(**vars(params)), keep_logits=keep)
+        runs.append([t.id async for t in g.stream()])
+        await eng.close_session(s)
+        asked = {c[4] for ph in backend.phases for c in ph if c[1] == "logits"}
+        backend.phases.clear()
+        assert asked == {0 if keep else candidates_needed(params, MAX_LOGITS_TOP_K)}
+    assert runs[0] == runs[1]
+
+
+def _best_by_sorting(y: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(-y, axis=1, kind="stable")[:, :k]
+
+
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 40)),
+                  elements=st.integers(-4, 4).map(float)),       # small integers: many ties
+       st.integers(1, 50))
+def test_best_logits_equal_a_stable_sort(y: np.ndarray, k: int) -> None:
+    vals, idx = best_logits(y, k)
+    want = _best_by_sorting(y, min(k, y.shape[1]))
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_array_equal(vals, np.take_along_axis(y, want, axis=1))

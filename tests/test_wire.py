@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from libp2pia.errors import ProtocolError
-from libp2pia.limits import MAX_ANNOUNCE_BYTES, MAX_VARINT_PREFIX_BYTES
+from libp2pia.limits import MAX_ANNOUNCE_BYTES, MAX_LOGITS_TOP_K, MAX_VARINT_PREFIX_BYTES
 from libp2pia.wire import libp2pia_pb2 as pb
 from libp2pia.wire.announce import Announcement, decode_announcement, encode_announcement
 from libp2pia.wire.compute import (
-    ERROR_CODES, WireCall, decode_request, decode_response, encode_ack, encode_error, encode_request,
+    ERROR_CODES, WireCall, WireResult, decode_request, decode_response, encode_ack, encode_error, encode_request,
     encode_results,
 )
 from libp2pia.wire.fragment import (
@@ -191,9 +191,36 @@ def test_response_round_trip(req_id: int, results: list) -> None:
     r = decode_response(encode_results(req_id, results, "float32"))
     assert r.id == req_id and r.op == "compute"
     for (fa, ya), (fb, yb) in zip(results, r.results, strict=True):
-        assert fa == fb
-        np.testing.assert_array_equal(ya, yb)
+        assert fa == fb and yb.ids is None
+        np.testing.assert_array_equal(ya, yb.y)
     assert decode_response(encode_ack(req_id)).op == "ack"
+
+
+@given(hex_ids, hnp.arrays(np.float32, (2, 3), elements=finite32),
+       hnp.arrays(np.int32, (2, 3), elements=st.integers(0, 2**31 - 1)), st.integers(1, MAX_LOGITS_TOP_K))
+def test_top_k_logits_round_trip(fid: str, y: np.ndarray, ids: np.ndarray, k: int) -> None:
+    """A top-k logits call carries k; its answer carries float32 values (even when float16 was
+    asked for the rest) and int32 ids of the same shape."""
+    call = WireCall(fid, "logits", None, np.array([4, 5], np.int32), np.ones((2, 8), np.float32), None, k)
+    req = decode_request(encode_request(1, "s", "compute", [call]))
+    assert req.calls[0].top_k == k
+    r = decode_response(encode_results(1, [(fid, WireResult(y, ids))], "float16"))
+    np.testing.assert_array_equal(r.results[0][1].y, y)
+    np.testing.assert_array_equal(r.results[0][1].ids, ids)
+
+
+def test_top_k_rejected_where_it_means_nothing() -> None:
+    fid = "ab" * 32
+    for kind, k in (("ffn", 1), ("logits", MAX_LOGITS_TOP_K + 1)):
+        call = WireCall(fid, kind, 0, np.array([0], np.int32), np.ones((1, 8), np.float32), None, k)
+        with pytest.raises(ProtocolError, match="top_k"):
+            decode_request(encode_request(1, "s", "compute", [call]))
+    bad = pb.Response(id=1)
+    res = bad.compute.results.add(fragment_id=fid)
+    res.y.CopyFrom(encode_tensor(np.ones((1, 2), np.float32), "float32"))
+    res.ids.CopyFrom(encode_tensor(np.ones((1, 3), np.int32), "int32"))
+    with pytest.raises(ProtocolError, match="ids of shape"):
+        decode_response(bad.SerializeToString())
 
 
 @given(st.sampled_from(sorted(ERROR_CODES)), st.text(max_size=50), hex_ids)

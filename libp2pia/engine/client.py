@@ -69,9 +69,14 @@ class Engine:
             await self.backend.close_session(session.id)
 
     # --- one forward pass -----------------------------------------------
-    async def forward(self, session: Session, tokens: Sequence[int], *, all_logits: bool = False) -> np.ndarray:
+    async def forward(self, session: Session, tokens: Sequence[int], *, all_logits: bool = False,
+                      top_k: int = 0) -> np.ndarray:
         """Feed `tokens` after the session's history; returns logits (n, n_vocab) if `all_logits`,
-        else (1, n_vocab) for the last token. Long inputs run in chunks of `prompt_chunk`."""
+        else (1, n_vocab) for the last token. Long inputs run in chunks of `prompt_chunk`.
+
+        With ``top_k`` > 0 each vocabulary shard sends only its top_k best logits per row; the
+        others are -inf in the returned rows (exact for greedy and for top-k sampling with
+        k <= top_k, and the bytes on the wire drop from 4 x n_vocab to ~8 x top_k per shard)."""
         if session.closed:
             raise SessionError(f"session {session.id} is closed")
         if not len(tokens):
@@ -82,12 +87,13 @@ class Engine:
         for i in range(0, len(tokens), self.prompt_chunk):
             chunk = [int(t) for t in tokens[i:i + self.prompt_chunk]]
             last = i + self.prompt_chunk >= len(tokens)
-            out = await self._forward_chunk(session, chunk, all_logits or last, all_logits)
+            out = await self._forward_chunk(session, chunk, all_logits or last, all_logits, top_k)
             if out is not None:
                 outs.append(out)
         return np.concatenate(outs)
 
-    async def _forward_chunk(self, s: Session, ids: list[int], want: bool, all_rows: bool) -> np.ndarray | None:
+    async def _forward_chunk(self, s: Session, ids: list[int], want: bool, all_rows: bool,
+                             top_k: int = 0) -> np.ndarray | None:
         cfg, lay = self.cfg, self.layout
         n = len(ids)
         pos = np.arange(s.n_past, s.n_past + n, dtype=np.int32)
@@ -122,9 +128,19 @@ class Engine:
         rows = h if all_rows else h[-1:]
         x = rms_norm(rows, lay.norm("output_norm.weight"), cfg.eps)
         rpos = pos if all_rows else pos[-1:]
-        calls = [ShardCall(f, "logits", None, rpos, x) for _, _, f in lay.logits]
+        calls = [ShardCall(f, "logits", None, rpos, x, top_k=top_k) for _, _, f in lay.logits]
         res = await self.backend.call(s.id, calls)
-        return np.concatenate([r.y for r in res], axis=1)
+        if all(r.ids is None for r in res):
+            return np.concatenate([r.y for r in res], axis=1)
+        out = np.full((len(rows), cfg.n_vocab), -np.inf, np.float32)
+        for (r0, r1, _), r in zip(lay.logits, res):
+            if r.ids is None:          # a shard that sent all its logits (an older worker)
+                out[:, r0:r1] = r.y
+            elif r.ids.shape != r.y.shape or r.ids.size and (r.ids.min() < r0 or r.ids.max() >= r1):
+                raise ModelError(f"vocabulary shard {r1 - r0} rows at {r0}: candidate ids outside its rows")
+            else:
+                np.put_along_axis(out, r.ids.astype(np.int64), r.y, axis=1)
+        return out
 
     async def _phase(self, s: Session, kind: str, layer: int, frags: list[str], pos: np.ndarray,
                      x: np.ndarray) -> np.ndarray:

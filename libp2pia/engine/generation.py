@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.sampling import Sampler, SamplingParams
+from ..limits import MAX_LOGITS_TOP_K
+from ..model.sampling import Sampler, SamplingParams, candidates_needed
 from .client import Engine, Session
 
 
@@ -63,6 +64,8 @@ class Generation:
         self.prompt = [int(t) for t in prompt]
         self.max_new = int(max_new_tokens)
         self.sampler = Sampler(params or SamplingParams())
+        # vocabulary shards send only the candidates the sampler can pick (all when logits are kept)
+        self.top_k = 0 if keep_logits else candidates_needed(self.sampler.params, MAX_LOGITS_TOP_K)
         self.eog = set(int(t) for t in eog)
         self.stop_strings = [s for s in stop_strings if s]
         self.decode = decode
@@ -76,7 +79,7 @@ class Generation:
         if self.max_new <= 0:
             return
         t0 = time.perf_counter()
-        logits = (await self.engine.forward(self.session, self.prompt))[-1]       # (n_vocab,)
+        logits = (await self.engine.forward(self.session, self.prompt, top_k=self.top_k))[-1]   # (n_vocab,)
         self.prompt_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         while True:
@@ -93,7 +96,7 @@ class Generation:
                 break
             if len(self.tokens) >= self.max_new:
                 break
-            logits = (await self.engine.forward(self.session, [tok]))[-1]
+            logits = (await self.engine.forward(self.session, [tok], top_k=self.top_k))[-1]
         self.decode_seconds = time.perf_counter() - t1
 
     def text(self) -> str | None:

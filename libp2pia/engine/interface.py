@@ -13,6 +13,10 @@ network backend carries the same calls over /libp2pia/compute/1.0.0.
 | attention | float32 (n, n_embd) normed | absolute (n,)  | float32 (n, n_embd) partial O    |
 | ffn       | float32 (n, n_embd) normed | (n,)           | float32 (n, n_embd) partial down |
 | logits    | float32 (n, n_embd) normed | (n,)           | float32 (n, rows of the shard)   |
+
+A logits call with ``top_k = k > 0`` returns only each row's k best logits: y float32 (n, k) and
+``ids`` int32 (n, k) their vocabulary ids, best first, ties by lower id (1 MiB -> a few bytes per
+token for Gemma's 262,144-token vocabulary; DESIGN §1).
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ class ShardCall:
     positions: np.ndarray
     x: np.ndarray
     weight: float | None = None      # optional scale applied by the shard (MoE gate weight for n == 1)
+    top_k: int = 0                   # logits only: 0 = every logit, k = the k best per row (+ ids)
 
 
 @dataclass
 class ShardResult:
     y: np.ndarray
+    ids: np.ndarray | None = None    # int32 (n, k) vocabulary ids of y's columns when top_k > 0
 
 
 class Backend(Protocol):

@@ -23,11 +23,31 @@ def execute(shard: Shard, session_id: str, call: ShardCall) -> ShardResult:
         y = shard.lookup(np.asarray(call.x))
     elif kind == "logits" and isinstance(shard, VocabShard):
         y = shard.logits(np.asarray(call.x, np.float32))
+        if call.top_k > 0:
+            vals, ids = best_logits(y, call.top_k)
+            return ShardResult(vals, (ids + shard.row0).astype(np.int32))
     else:
         raise ModelError(f"fragment {call.fragment_id} cannot serve a {kind!r} call")
     if call.weight is not None:
         y = y * np.float32(call.weight)
     return ShardResult(np.ascontiguousarray(y, np.float32))
+
+
+def best_logits(y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest of each row of y (n, m): values (n, k) float32 and their column indices
+    (n, k), best first, ties by lower index (as np.argmax, so a greedy pick is the same)."""
+    k = min(k, y.shape[1])
+    if k == 1:
+        idx = np.argmax(y, axis=1)[:, None]
+    else:
+        part = np.argpartition(-y, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(y, part, axis=1).min(axis=1, keepdims=True)
+        if np.any((y == kth).sum(axis=1) > (np.take_along_axis(y, part, axis=1) == kth).sum(axis=1)):
+            part = np.argsort(-y, axis=1, kind="stable")[:, :k]   # a tie at the cut: take the lower ids
+        vals = np.take_along_axis(y, part, axis=1)
+        order = np.lexsort((part, -vals), axis=1)
+        idx = np.take_along_axis(part, order, axis=1)
+    return np.ascontiguousarray(np.take_along_axis(y, idx, axis=1), np.float32), idx
 
 
 def close_session(shard: Shard, session_id: str) -> None:

@@ -33,6 +33,20 @@ class SamplingParams:
             raise ModelError("repetition_penalty must be > 0")
 
 
+def candidates_needed(params: SamplingParams, most: int) -> int:
+    """How many best logits per vocabulary shard decide the next token exactly; 0: all of them.
+
+    Greedy needs each shard's best (1). Top-k sampling needs k per shard: the chain starts with
+    top-k, so nothing past the k best of the whole vocabulary matters, and those are among the
+    k best of their own shard. A repetition penalty moves penalized logits, so it needs all; so
+    does sampling without top-k (top-p / min-p / temperature see the whole distribution)."""
+    if params.repetition_penalty != 1.0:
+        return 0
+    if params.temperature <= 0:
+        return 1
+    return params.top_k if 0 < params.top_k <= most else 0
+
+
 @dataclass
 class Sampler:
     params: SamplingParams = field(default_factory=SamplingParams)

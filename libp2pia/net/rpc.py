@@ -40,8 +40,8 @@ from ..errors import (
 )
 from ..limits import DEFAULT_REQUEST_TIMEOUT_S, MAX_MESSAGE_BYTES, STREAM_IDLE_TIMEOUT_S
 from ..wire.compute import (
-    PROTOCOL_ID, CallLike, Request, Response, WireCall, decode_request, decode_response, encode_ack, encode_error,
-    encode_request, encode_results,
+    PROTOCOL_ID, CallLike, Request, Response, WireCall, WireResult, decode_request, decode_response, encode_ack,
+    encode_error, encode_request, encode_results,
 )
 from ..wire.tensor import DEFAULT_ACTIVATION_DTYPE
 from .framed import FramedStream, open_stream, to_peer_id
@@ -60,7 +60,8 @@ class ComputeService(Protocol):
 
     async def open_session(self, peer: str, session_id: str) -> None: ...
 
-    async def compute(self, peer: str, session_id: str, calls: list[WireCall]) -> list[np.ndarray]: ...
+    async def compute(self, peer: str, session_id: str,
+                      calls: list[WireCall]) -> list[np.ndarray | WireResult]: ...
 
     async def close_session(self, peer: str, session_id: str) -> None: ...
 
@@ -305,6 +306,21 @@ class ComputeClient:
         timeout: float | None = None,
     ) -> list[np.ndarray]:
         """All of one phase's calls for ``peer`` in one message; results float32, in call order."""
+        results = await self.compute_results(peer, session_id, calls, activation_dtype=activation_dtype,
+                                             result_dtype=result_dtype, timeout=timeout)
+        return [r.y for r in results]
+
+    async def compute_results(
+        self,
+        peer: ID | str,
+        session_id: str,
+        calls: Sequence[CallLike] | Iterable[CallLike],
+        *,
+        activation_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+        result_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+        timeout: float | None = None,
+    ) -> list[WireResult]:
+        """As compute(), with the ids of top-k logits results."""
         calls = list(calls)
         resp = await self.request(
             peer, session_id,
@@ -317,7 +333,7 @@ class ComputeClient:
         for c, (fid, _) in zip(calls, resp.results):
             if fid != c.fragment_id:
                 raise ProtocolError(f"result for {fid[:12]} where {c.fragment_id[:12]} was asked")
-        return [y for _, y in resp.results]
+        return [r for _, r in resp.results]
 
     async def fan_out(
         self,

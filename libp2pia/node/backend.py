@@ -32,7 +32,7 @@ from ..errors import MissingFragment, NetworkError, SessionError
 from ..net.framed import to_peer_id
 from ..net.peers import PeerState, PeerTable
 from ..net.rpc import ComputeClient
-from ..wire.compute import WireCall
+from ..wire.compute import WireCall, WireResult
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,15 @@ log = logging.getLogger(__name__)
 LOAD_PENALTY_S = 0.0005
 #: Tries to open a session on one peer before it is left out of the session.
 OPEN_ATTEMPTS = 2
+
+
+def to_wire(c: ShardCall) -> WireCall:
+    return WireCall(c.fragment_id, c.kind, int(c.layer or 0), c.positions, c.x, c.weight,  # type: ignore[arg-type]
+                    c.top_k)
+
+
+def from_wire(r: WireResult) -> ShardResult:
+    return ShardResult(np.asarray(r.y, np.float32), r.ids)
 
 
 def choose_replicas(providers: Mapping[str, Sequence[str]], rtt: Mapping[str, float],
@@ -148,12 +157,11 @@ class NetworkBackend:
         t0 = time.perf_counter()
 
         async def send(peer: str, idx: list[int]) -> None:
-            wire = [WireCall(calls[i].fragment_id, calls[i].kind, int(calls[i].layer or 0),  # type: ignore[arg-type]
-                             calls[i].positions, calls[i].x, calls[i].weight) for i in idx]
-            ys = await self.rpc.compute(peer, session_id, wire, activation_dtype=self.wire_dtype,
-                                        result_dtype=self.wire_dtype)
-            for i, y in zip(idx, ys):
-                out[i] = ShardResult(np.asarray(y, np.float32))
+            wire = [to_wire(calls[i]) for i in idx]
+            rs = await self.rpc.compute_results(peer, session_id, wire, activation_dtype=self.wire_dtype,
+                                                result_dtype=self.wire_dtype)
+            for i, r in zip(idx, rs):
+                out[i] = from_wire(r)
 
         if len(groups) == 1:                                   # no nursery for the common single-peer phase
             [(peer, idx)] = groups.items()

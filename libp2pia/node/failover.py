@@ -34,8 +34,7 @@ import trio
 from ..engine.client import Session
 from ..engine.interface import ShardCall, ShardResult
 from ..errors import MissingFragment, NetworkError, SessionError
-from ..wire.compute import WireCall
-from .backend import NetworkBackend, _Session
+from .backend import NetworkBackend, _Session, from_wire, to_wire
 
 log = logging.getLogger(__name__)
 
@@ -245,13 +244,12 @@ class FailoverBackend(NetworkBackend):
                                        f"{c.fragment_id[:12]} on another replica (engine session not tracked)")
                 replay += replay_calls(sess, c.fragment_id, int(c.layer or 0), int(c.positions[0]))
                 replayed.append(c.fragment_id)
-        wire = [WireCall(c.fragment_id, c.kind, int(c.layer or 0), c.positions, c.x, c.weight)  # type: ignore[arg-type]
-                for c in replay + [calls[i] for i in idx]]
+        wire = [to_wire(c) for c in replay + [calls[i] for i in idx]]
         t0 = time.perf_counter()
-        ys = await self.rpc.compute(peer, session_id, wire, activation_dtype=self.wire_dtype,
-                                    result_dtype=self.wire_dtype)
-        for i, y in zip(idx, ys[len(replay):]):
-            out[i] = ShardResult(np.asarray(y, np.float32))
+        rs = await self.rpc.compute_results(peer, session_id, wire, activation_dtype=self.wire_dtype,
+                                            result_dtype=self.wire_dtype)
+        for i, r in zip(idx, rs[len(replay):]):
+            out[i] = from_wire(r)
         if replayed:
             pending.difference_update(replayed)
             if ev is None and self.events:

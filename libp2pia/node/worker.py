@@ -32,8 +32,8 @@ from ..engine.loader import ManifestSource, client_data
 from ..engine.local import close_session, execute
 from ..errors import Libp2piaError, MissingFragment, NetworkError, PeerUnavailable, SessionError
 from ..limits import (
-    DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S, DEFAULT_WORKER_STORAGE_BYTES, MAX_ANNOUNCED_ADDRS,
-    MAX_ANNOUNCED_FRAGMENTS, PROVIDE_ATTEMPTS, PROVIDE_PARALLEL,
+    DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S, DEFAULT_WORKER_STORAGE_BYTES, INLINE_COMPUTE_MAX_ROWS,
+    MAX_ANNOUNCED_ADDRS, MAX_ANNOUNCED_FRAGMENTS, PROVIDE_ATTEMPTS, PROVIDE_PARALLEL,
 )
 from ..model.attention import AttentionShard
 from ..model.build import COMPUTE_ROLES, Shard, build_shard
@@ -48,7 +48,7 @@ from ..net.rpc import ServerStats, compute_handler
 from ..net.transfer import PROTOCOL_ID as FRAGMENT_PROTOCOL
 from ..net.transfer import fragment_handler
 from ..wire.announce import Announcement
-from ..wire.compute import WireCall
+from ..wire.compute import WireCall, WireResult
 from .services import start_gossip
 from .nat import worker_nat
 from .store import FragmentStore
@@ -165,19 +165,22 @@ class Worker:
             for shard in self.shards.values():
                 close_session(shard, key)
 
-    async def compute(self, peer: str, session_id: str, calls: list[WireCall]) -> list[np.ndarray]:
+    async def compute(self, peer: str, session_id: str, calls: list[WireCall]) -> list[WireResult]:
         if (peer, session_id) not in self.sessions:
             raise SessionError(f"session {session_id} is not open on this worker")
         for c in calls:
             if c.fragment_id not in self.shards:
                 raise MissingFragment(c.fragment_id, "not held by this worker")
         key = self._key(peer, session_id)
-        shard_calls = [ShardCall(c.fragment_id, c.kind, c.layer, c.positions, c.x, c.weight) for c in calls]
+        shard_calls = [ShardCall(c.fragment_id, c.kind, c.layer, c.positions, c.x, c.weight, c.top_k) for c in calls]
 
-        def run() -> list[np.ndarray]:
-            return [execute(self.shards[c.fragment_id], key, c).y for c in shard_calls]
+        def run() -> list[WireResult]:
+            return [WireResult(r.y, r.ids) for r in (execute(self.shards[c.fragment_id], key, c) for c in shard_calls)]
 
-        ys = await trio.to_thread.run_sync(run, limiter=self.limiter)
+        if sum(len(c.positions) for c in calls) <= INLINE_COMPUTE_MAX_ROWS:
+            ys = run()      # a decode step: shorter than a thread hand-off (limits.INLINE_COMPUTE_MAX_ROWS)
+        else:
+            ys = await trio.to_thread.run_sync(run, limiter=self.limiter)
         self.served_calls += len(calls)
         return ys
 

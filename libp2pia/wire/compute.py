@@ -24,7 +24,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import ProtocolError, RemoteError
-from ..limits import FRAGMENT_ID_CHARS, MAX_CALLS_PER_REQUEST, MAX_SESSION_ID_CHARS
+from ..limits import FRAGMENT_ID_CHARS, MAX_CALLS_PER_REQUEST, MAX_LOGITS_TOP_K, MAX_SESSION_ID_CHARS
 from . import libp2pia_pb2 as pb
 from .tensor import DEFAULT_ACTIVATION_DTYPE, DTYPE_NAMES, FLOAT_DTYPES, decode_tensor, dtype_code, encode_tensor
 
@@ -74,6 +74,15 @@ class WireCall:
     positions: np.ndarray  # int32 [n]
     x: np.ndarray  # float32 [n, d], or int32 [n] token ids for embed
     weight: float | None = None
+    top_k: int = 0  # logits only: 0 = every logit, k = the k best per row (with their ids)
+
+
+@dataclass
+class WireResult:
+    """One call's answer: y float32, and for a top-k logits call the int32 ids of y's columns."""
+
+    y: np.ndarray
+    ids: np.ndarray | None = None
 
 
 @dataclass
@@ -100,7 +109,7 @@ class WireError:
 class Response:
     id: int
     op: Literal["compute", "ack", "error"]
-    results: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (fragment_id, y float32)
+    results: list[tuple[str, WireResult]] = field(default_factory=list)  # (fragment_id, result)
     error: WireError | None = None
 
 
@@ -160,6 +169,9 @@ def encode_request(
             pc.x.CopyFrom(encode_tensor(c.x, "int32" if c.kind == "embed" else activation_dtype))
             if c.weight is not None:
                 pc.weight = float(c.weight)
+            top_k = int(getattr(c, "top_k", 0) or 0)
+            if top_k:
+                pc.top_k = top_k
     else:
         raise ProtocolError(f"unknown request op {op!r}")
     return msg.SerializeToString()
@@ -189,7 +201,9 @@ def _decode_call(pc: pb.ShardCall) -> WireCall:
     if weight is not None and not np.isfinite(weight):
         raise ProtocolError("non-finite expert weight")
     layer = int(pc.layer) if pc.HasField("layer") else None
-    return WireCall(fid, kind, layer, positions, x, weight)
+    if pc.top_k and (kind != "logits" or pc.top_k > MAX_LOGITS_TOP_K):
+        raise ProtocolError(f"top_k {pc.top_k} on a {kind} call (only logits calls, at most {MAX_LOGITS_TOP_K})")
+    return WireCall(fid, kind, layer, positions, x, weight, int(pc.top_k))
 
 
 def decode_request(data: bytes) -> Request:
@@ -215,11 +229,17 @@ def decode_request(data: bytes) -> Request:
 # ---------------------------------------------------------------- responses
 
 
-def encode_results(req_id: int, results: Iterable[tuple[str, np.ndarray]], dtype: str) -> bytes:
+def encode_results(req_id: int, results: Iterable[tuple[str, WireResult | np.ndarray]], dtype: str) -> bytes:
+    """One compute answer; a bare array stands for WireResult(y). Top-k logits keep float32
+    values whatever ``dtype`` is (they are few, and a greedy pick must not flip on rounding)."""
     msg = pb.Response(id=req_id)
     msg.compute.SetInParent()
-    for fid, y in results:
-        msg.compute.results.add(fragment_id=fid).y.CopyFrom(encode_tensor(np.asarray(y, dtype=np.float32), dtype))
+    for fid, r in results:
+        res = r if isinstance(r, WireResult) else WireResult(r)
+        pr = msg.compute.results.add(fragment_id=fid)
+        pr.y.CopyFrom(encode_tensor(np.asarray(res.y, dtype=np.float32), dtype if res.ids is None else "float32"))
+        if res.ids is not None:
+            pr.ids.CopyFrom(encode_tensor(np.asarray(res.ids, dtype=np.int32), "int32"))
     return msg.SerializeToString()
 
 
@@ -256,5 +276,13 @@ def decode_response(data: bytes) -> Response:
     for r in msg.compute.results:
         if not r.HasField("y"):
             raise ProtocolError("result without a tensor")
-        results.append((check_fragment_id(r.fragment_id), decode_tensor(r.y, allowed=FLOAT_DTYPES)))
+        y = decode_tensor(r.y, allowed=FLOAT_DTYPES)
+        ids = None
+        if r.HasField("ids"):
+            ids = decode_tensor(r.ids, allowed=("int32",))
+            if ids.shape != y.shape or ids.ndim != 2:
+                raise ProtocolError(f"result ids of shape {list(ids.shape)} for values of shape {list(y.shape)}")
+            if ids.size and ids.min() < 0:
+                raise ProtocolError("negative vocabulary id in a result")
+        results.append((check_fragment_id(r.fragment_id), WireResult(y, ids)))
     return Response(msg.id, "compute", results)
