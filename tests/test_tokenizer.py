@@ -219,7 +219,9 @@ def test_metadata_from_a_gguf_file(tmp_path):
 
 # --- live comparison with llama.cpp ----------------------------------------------------------
 _LIVE_TEXT = st.lists(st.one_of(
-    st.characters(blacklist_categories=("Cs",)),
+    # Cn: unassigned in Python 3.11's Unicode 14 but letters in llama.cpp's newer tables (e.g. CJK
+    # Extension H, U+31350..): the one known disagreement, docs/tokenizer.md
+    st.characters(blacklist_categories=("Cs", "Cn")),
     st.sampled_from(["<start_of_turn>", "<end_of_turn>", "<bos>", "<s>", "</s>", "[INST]", "\n\n",
                      "  ", "\t\t", "<tag>", "'s", "'LL", "<0x41>", "<unused3>", "<table>", " a",
                      "The", "ing", "é", "你好", "\r\n"])),
