@@ -102,6 +102,9 @@ DEFAULT_STREAM_OPEN_TIMEOUT_S = 5.0
 #: How long a server waits for the next request on an idle reused stream before
 #: closing it (a session's client sends one per layer phase per token).
 STREAM_IDLE_TIMEOUT_S = 300.0
+#: After answering broken framing with an error, a server waits at most this long for the peer to
+#: read it and close before it resets the stream (a reset sent at once can overtake the answer).
+BAD_FRAME_LINGER_S = 1.0
 #: A DHT lookup (get_value, find_providers, provide, put_value).
 DHT_QUERY_TIMEOUT_S = 10.0
 #: Routing table refresh: how long one refresh may take, and how often it runs.

@@ -18,6 +18,7 @@ from libp2p.security.secio.transport import ID as SECIO_PROTOCOL_ID
 from libp2p.security.secio.transport import Transport as SecioTransport
 
 from libp2pia.errors import PeerUnavailable
+from libp2pia.net import yamux_window
 from libp2pia.net.host import IDENTITY_FILE, load_or_create_identity, open_host, quiet_libp2p_logs
 
 ECHO = "/libp2pia-test/echo/1.0.0"
@@ -197,3 +198,50 @@ async def test_guarded_close_and_reset_are_bounded(autojump_clock, fails: bool) 
     with trio.fail_after(DEFAULT_STREAM_OPEN_TIMEOUT_S * 3):
         await guarded(handler, "test")(StuckStream())  # type: ignore[arg-type]
     assert trio.current_time() - start == pytest.approx(DEFAULT_STREAM_OPEN_TIMEOUT_S)
+
+
+async def test_yamux_window_updates_are_batched(monkeypatch) -> None:
+    """200 small round trips on one stream send a handful of WINDOW_UPDATE frames, not one per
+    read (py-libp2p's default); 3 MiB one way still flow (the window is granted back in time)."""
+    from libp2p.stream_muxer.yamux import yamux
+
+    assert yamux_window.install()
+    sent: list[int] = []
+    original = yamux.YamuxStream.send_window_update
+
+    async def counting(self, increment: int, skip_lock: bool = False) -> None:  # noqa: ANN001
+        sent.append(increment)
+        await original(self, increment, skip_lock)
+
+    async def echo_all(stream) -> None:  # noqa: ANN001
+        while data := await stream.read(65536):
+            await stream.write(data)
+
+    async def count(stream) -> None:  # noqa: ANN001
+        n = 0
+        with contextlib.suppress(Exception):      # EOF
+            while data := await stream.read(65536):
+                n += len(data)
+        await stream.write(b"%d" % n)
+
+    monkeypatch.setattr(yamux.YamuxStream, "send_window_update", counting)
+    with trio.fail_after(30):
+        async with open_host() as server, open_host() as client:
+            server.handle(ECHO, echo_all)
+            server.handle(BOOM, count)
+            await client.connect(server.addrs[0])
+            s = await client.host.new_stream(server.peer_id, [ECHO])
+            for i in range(200):
+                msg = b"%05d" % i * 100                      # 500 bytes
+                await s.write(msg)
+                got = b""
+                while len(got) < len(msg):
+                    got += await s.read(len(msg) - len(got))
+                assert got == msg
+            assert len(sent) <= 4, sent                     # both sides: 2 x 100 KB read, 128 KiB threshold
+            await s.close()
+            t = await client.host.new_stream(server.peer_id, [BOOM])
+            await t.write(bytes(3 << 20))                  # one way: 12 x the initial 256 KiB window
+            await t.close_write()
+            assert await t.read(100) == b"%d" % (3 << 20)
+            await t.close()

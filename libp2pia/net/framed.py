@@ -102,6 +102,16 @@ class FramedStream:
         with trio.move_on_after(DEFAULT_STREAM_OPEN_TIMEOUT_S), contextlib.suppress(*LINK_ERRORS):
             await self.stream.close()
 
+    async def close_after_error(self, linger: float) -> None:
+        """After an error answer to broken framing: close our side, give the peer up to ``linger``
+        seconds to read the answer and close its own (its bytes are discarded), then reset.
+        Resetting at once lets the RST overtake the answer in py-libp2p's yamux reader."""
+        with trio.move_on_after(linger), contextlib.suppress(*LINK_ERRORS):
+            await self.stream.close()
+            while await self.stream.read(STREAM_READ_CHUNK_BYTES):
+                pass
+        await self.reset()
+
     async def reset(self) -> None:
         with trio.move_on_after(DEFAULT_STREAM_OPEN_TIMEOUT_S), contextlib.suppress(*LINK_ERRORS):
             await self.stream.reset()

@@ -10,6 +10,7 @@ py-libp2p's defaults are unsafe or slow for us (reference/py-libp2p-notes.md §4
 | sockets leaked when ``host.run()`` exits  | :func:`open_host` always awaits ``host.close()``   |
 | a fresh random identity per process       | Ed25519 key file in the node's data dir (0600)     |
 | benign WARNING/ERROR log noise            | :func:`quiet_libp2p_logs`                          |
+| a yamux WINDOW_UPDATE after every read    | go-yamux's batching (:mod:`.yamux_window`)         |
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from ..errors import NetworkError, PeerUnavailable
 from ..limits import DEFAULT_DIAL_TIMEOUT_S, DEFAULT_STREAM_OPEN_TIMEOUT_S, HOST_CLOSE_TIMEOUT_S
+from . import yamux_window
 
 log = logging.getLogger(__name__)
+
+yamux_window.install()   # every host of this process: see the module's docstring
 
 #: File name of the identity key inside a node's data directory.
 IDENTITY_FILE = "identity.key"

@@ -38,7 +38,7 @@ from ..errors import (
     FragmentError, Libp2piaError, MissingFragment, NetworkError, PeerUnavailable, ProtocolError, RemoteError,
     SessionError,
 )
-from ..limits import DEFAULT_REQUEST_TIMEOUT_S, MAX_MESSAGE_BYTES, STREAM_IDLE_TIMEOUT_S
+from ..limits import BAD_FRAME_LINGER_S, DEFAULT_REQUEST_TIMEOUT_S, MAX_MESSAGE_BYTES, STREAM_IDLE_TIMEOUT_S
 from ..wire.compute import (
     PROTOCOL_ID, CallLike, Request, Response, WireCall, WireResult, decode_request, decode_response, encode_ack,
     encode_error, encode_request, encode_results,
@@ -134,7 +134,7 @@ def compute_handler(
                     try:
                         await fs.send(encode_error(0, "BAD_REQUEST", str(exc)), write_timeout)
                     finally:
-                        await fs.reset()
+                        await fs.close_after_error(BAD_FRAME_LINGER_S)
                     return
                 except PeerUnavailable:
                     return  # idle timeout or the client went away
