@@ -69,7 +69,7 @@ class Client:
 
 @contextlib.asynccontextmanager
 async def connect(bootstrap: Sequence[str], model: str, *, data_dir: str | Path | None = None,
-                  wire_dtype: str = "float32") -> AsyncIterator[Client]:
+                  wire_dtype: str = "float16") -> AsyncIterator[Client]:
     """Join the network through ``bootstrap`` (multiaddrs with /p2p/<id>) and load ``model`` (its id)."""
     from .node.run import silence_libp2p
 

@@ -49,7 +49,9 @@ def gemma_local(gemma_fragments: Path) -> tuple[list[int], list[int], str]:
 
 
 def _client_cfg(swarm: LocalSwarm, tmp: Path) -> ClientConfig:
-    return ClientConfig(swarm.bootstrap_addrs, swarm.model_id, data_dir=tmp, discovery_deadline=60)
+    # float32 on request: the distributed output must equal the local engine's bit for bit
+    return ClientConfig(swarm.bootstrap_addrs, swarm.model_id, data_dir=tmp, discovery_deadline=60,
+                        wire_dtype="float32")
 
 
 async def test_gemma_distributed_greedy_equals_local(gemma_swarm: LocalSwarm, gemma_local, tmp_path: Path) -> None:

@@ -37,8 +37,9 @@ def add_swarm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kill", type=int, default=0, metavar="K",
                    help="SIGKILL K workers while the answer is generated (failover demo; chosen so that every "
                         "fragment keeps a replica); the answer must not change")
-    p.add_argument("--wire-dtype", choices=("float32", "float16", "bfloat16"), default="float32",
-                   help="activation encoding on the wire (float32: output identical to local)")
+    p.add_argument("--wire-dtype", choices=("float32", "float16", "bfloat16"), default="float16",
+                   help="activation encoding on the wire (default float16: half the bytes; float32: output "
+                            "bit-identical to the local engine's)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,9 +8,9 @@
 | call(s, calls) (one phase)  | calls grouped by pinned peer: one message per peer, all peers at once  |
 | close_session(s)            | `close` on every peer opened, streams closed                           |
 
-Streams are reused per (peer, session) by ComputeClient. Activations travel as float32 by
-default here: the distributed output must equal the local engine's token for token (float16
-halves the bytes and is one flag away: ``wire_dtype="float16"``).
+Streams are reused per (peer, session) by ComputeClient. Activations travel in ``wire_dtype``:
+ClientConfig's default is float16 (half the bytes); float32 makes the distributed output equal the
+local engine's bit for bit (the tests ask for it). Top-k logits always come back in float32.
 Failover (replay of the attention history on a replica) is the next step; today a failed call
 raises a clear error naming the peer and the fragment.
 """

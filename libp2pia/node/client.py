@@ -70,7 +70,7 @@ class ClientConfig:
     model_id: str
     data_dir: Path | None = None          # core fragment cache (default: the libp2pia cache)
     listen: Sequence[str] = (DEFAULT_LISTEN,)
-    wire_dtype: str = "float32"
+    wire_dtype: str = "float16"             # activations on the wire (issue 5); "float32": bit-equal to local
     context_limit: int = DEFAULT_CONTEXT_LENGTH
     discovery_deadline: float = DISCOVERY_DEADLINE_S
     heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S

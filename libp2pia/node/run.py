@@ -74,8 +74,9 @@ def build_parser(role: str, prog: str | None = None) -> argparse.ArgumentParser:
         add_sampling_args(p)
         p.add_argument("--chat", action="store_true", help="wrap --prompt with the chat template")
         p.add_argument("--json", action="store_true", help="print one JSON object (tokens, text, timing, peers)")
-        p.add_argument("--wire-dtype", choices=("float32", "float16", "bfloat16"), default="float32",
-                       help="activation encoding on the wire (float32: output identical to local)")
+        p.add_argument("--wire-dtype", choices=("float32", "float16", "bfloat16"), default="float16",
+                       help="activation encoding on the wire (default float16: half the bytes; float32: output "
+                            "bit-identical to the local engine's)")
         p.add_argument("--relay", nargs="+", default=[], metavar="ADDR",
                        help="relay multiaddr(s): workers behind NATs are reached through them")
     return p
