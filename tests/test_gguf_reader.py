@@ -224,3 +224,16 @@ def test_every_mapper_refuses_an_empty_file_the_same_way(tmp_path) -> None:  # n
         with pytest.raises(GGUFError, match=f"^{empty}: not a GGUF file \\(empty\\)$"):
             call(empty)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.gguf"]
+
+
+@pytest.mark.parametrize("length,message", [(2**63 - 1, "absurd string length"),   # overflows ssize_t
+                                            (limits.MAX_GGUF_STRING_BYTES + 1, "absurd string length"),
+                                            (10, "truncated")])
+def test_bad_length_in_a_string_array(length: int, message: str) -> None:
+    """The tokenizer-string walk skips per-item checks; a bad length still gets the checked error."""
+    key = b"tokenizer.ggml.tokens"
+    body = (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key
+            + struct.pack("<IIQ", GGUFValueType.ARRAY, GGUFValueType.STRING, 3)
+            + struct.pack("<Q", 1) + b"a" + struct.pack("<Q", length) + b"bc")
+    with pytest.raises(GGUFError, match=message):
+        parse_header(body, len(body), "t.gguf")

@@ -192,7 +192,7 @@ class _Cursor:
                 pos += 8
                 starts[k] = pos - start
                 pos += n
-        except struct.error:
+        except (struct.error, OverflowError):   # ran past the end (a huge length overflows ssize_t)
             pos = self.size + 1
         if pos > self.size or pos - start > limits.MAX_GGUF_STRING_BYTES:
             self._check_strings(count, what)   # raises with the item's position
