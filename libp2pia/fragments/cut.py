@@ -181,8 +181,9 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     # The source hash needs no header: start it first so it overlaps parsing and planning too.
     digest: list[str] = []
     stop = threading.Event()
-    hasher = threading.Thread(target=_sha256_of, args=(mm, size, digest, stop), daemon=True)
-    if hash_source:
+    hasher = (threading.Thread(target=_sha256_of, args=(mm, size, digest, stop), daemon=True)
+              if hash_source else None)
+    if hasher:
         hasher.start()
     made: list[Path] = []
     try:
@@ -195,10 +196,10 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         tmp_dir.mkdir()
         ids = _write_all(mm, specs, header.architecture, tmp_dir, fsrc.fileno(), on_progress,
                          threads or _default_threads())
-        if hash_source:
+        if hasher:
             hasher.join()
-        manifest = build_manifest(hp, specs, max_fragment_bytes,
-                                  source_info(header, digest[0] if hash_source else None), ids)
+        manifest = build_manifest(hp, specs, max_fragment_bytes, source_info(header, digest[0] if digest else None),
+                                  ids)
         tmp_manifest = tmp_dir / ".manifest.json.tmp"
         # indented for people on small models; one line (C encoder, fast) for huge ones
         indent = 1 if len(specs) <= limits.MANIFEST_INDENT_MAX_FRAGMENTS else None
@@ -209,7 +210,7 @@ def fragment(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         tmp_dir.replace(out)
     except BaseException:
         stop.set()
-        if hash_source:
+        if hasher:
             hasher.join()
         shutil.rmtree(tmp_dir, ignore_errors=True)
         for d in made:  # deepest first; only the ones this call created, only if still empty

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import trio
@@ -295,20 +295,10 @@ class ComputeClient:
             log.debug("close_session %s on %s: %s", session_id, pid.to_base58()[:16], exc)
         await self._drop((pid, session_id), reset=False)
 
-    async def compute(
-        self,
-        peer: ID | str,
-        session_id: str,
-        calls: Sequence[CallLike] | Iterable[CallLike],
-        *,
-        activation_dtype: str = DEFAULT_ACTIVATION_DTYPE,
-        result_dtype: str = DEFAULT_ACTIVATION_DTYPE,
-        timeout: float | None = None,
-    ) -> list[np.ndarray]:
-        """All of one phase's calls for ``peer`` in one message; results float32, in call order."""
-        results = await self.compute_results(peer, session_id, calls, activation_dtype=activation_dtype,
-                                             result_dtype=result_dtype, timeout=timeout)
-        return [r.y for r in results]
+    async def compute(self, peer: ID | str, session_id: str, calls: Sequence[CallLike] | Iterable[CallLike],
+                      **options: Any) -> list[np.ndarray]:
+        """compute_results() (same keyword options) without the ids: the float32 results alone."""
+        return [r.y for r in await self.compute_results(peer, session_id, calls, **options)]
 
     async def compute_results(
         self,
@@ -320,7 +310,8 @@ class ComputeClient:
         result_dtype: str = DEFAULT_ACTIVATION_DTYPE,
         timeout: float | None = None,
     ) -> list[WireResult]:
-        """As compute(), with the ids of top-k logits results."""
+        """All of one phase's calls for ``peer`` in one message; results (float32 ``y``, and the
+        ``ids`` of top-k logits) in call order."""
         calls = list(calls)
         resp = await self.request(
             peer, session_id,
