@@ -4,11 +4,15 @@ nothing behind (no output, no temp files) and overwrites nothing."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -340,24 +344,16 @@ def test_reassemble_never_clobbers_a_file_that_appears_meanwhile(frags: Path, tm
     nothing_left(tmp_path, "frags", "out.gguf")
 
 
-def test_sigint_during_fragment_leaves_nothing(gemma_path: Path, tmp_path: Path) -> None:
-    """Ctrl-C in the middle of `fragment`: exit 130, no output dir, no temporary dir."""
-    import os
-    import signal
-    import time
-
-    out = tmp_path / "frags"
-    proc = subprocess.Popen([sys.executable, "-m", "libp2pia", "fragment", str(gemma_path), "-o", str(out)],
+def interrupt_when(argv: list[str], ready: Callable[[], bool], poll_s: float) -> None:
+    """Run `libp2pia ARGV`, send SIGINT as soon as ``ready()`` holds, and check the interrupted
+    exit: code 130 and the one line "libp2pia: interrupted"."""
+    proc = subprocess.Popen([sys.executable, "-m", "libp2pia", *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        # wait until fragments are being written (at least one finished fragment in the temp dir)
-        while time.monotonic() < deadline and proc.poll() is None:
-            tmps = [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
-            if tmps and any(f.suffix == ".gguf" for f in tmps[0].iterdir()):
-                break
-            time.sleep(0.01)
-        assert proc.poll() is None, "fragment finished before it could be interrupted"
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(poll_s)
+        assert proc.poll() is None, f"{argv[0]} finished before it could be interrupted"
         os.kill(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -365,6 +361,17 @@ def test_sigint_during_fragment_leaves_nothing(gemma_path: Path, tmp_path: Path)
             proc.kill()
             proc.wait()
     assert proc.returncode == 130 and err.strip() == "libp2pia: interrupted", err
+
+
+def test_sigint_during_fragment_leaves_nothing(gemma_path: Path, tmp_path: Path) -> None:
+    """Ctrl-C in the middle of `fragment`: exit 130, no output dir, no temporary dir."""
+    out = tmp_path / "frags"
+
+    def writing() -> bool:  # at least one finished fragment in the temporary directory
+        tmps = [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+        return bool(tmps) and any(f.suffix == ".gguf" for f in tmps[0].iterdir())
+
+    interrupt_when(["fragment", str(gemma_path), "-o", str(out)], writing, 0.01)
     nothing_left(tmp_path)
 
 
@@ -399,25 +406,10 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
 
 def test_sigint_during_reassemble_leaves_nothing(gemma_path: Path, tmp_path: Path) -> None:
     """Ctrl-C while the output is being written: exit 130, no output, no temporary file."""
-    import os
-    import signal
-    import time
-
     fragment(gemma_path, tmp_path / "frags")
     out = tmp_path / "out" / "gemma.gguf"
     out.parent.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "libp2pia", "reassemble", str(tmp_path / "frags" / "manifest.json"),
-                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and not list(out.parent.iterdir()):
-            time.sleep(0.005)  # wait for the temporary output to appear (after every fragment is verified)
-        assert proc.poll() is None, "reassemble finished before it could be interrupted"
-        os.kill(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130 and err.strip() == "libp2pia: interrupted", err
+    # the temporary output appears once every fragment is verified
+    interrupt_when(["reassemble", str(tmp_path / "frags" / "manifest.json"), "-o", str(out)],
+                   lambda: bool(list(out.parent.iterdir())), 0.005)
     assert list(out.parent.iterdir()) == []
