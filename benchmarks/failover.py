@@ -112,7 +112,7 @@ def lab(args: argparse.Namespace) -> dict:
     """Relayed vs direct ms/token in the NAT lab (see the module docstring)."""
     tests = Path(__file__).resolve().parents[1] / "tests"
     sys.path.insert(0, str(tests))
-    from labprocs import Procs, node  # noqa: E402 - test helpers (lab processes)
+    from labprocs import Procs, start_lab_network  # noqa: E402 - test helpers (lab processes)
     from netlab import NatLab, lab_unavailable_reason  # noqa: E402
 
     from libp2pia.node.spread import spread, worker_bytes
@@ -132,15 +132,8 @@ def lab(args: argparse.Namespace) -> dict:
         try:
             lab_.build()
             wan = lab_.ip("wan")
-            procs.spawn("bootstrap", lab_.exec("wan"), node("bootstrap", "--listen", f"/ip4/{wan}/tcp/0",
-                                                            "--manifest", str(frags)))
-            boot = [a for a in procs.line("bootstrap", 120)["addrs"] if wan in a]
-            procs.spawn("relay", lab_.exec("wan"), node("relay", "--listen", f"/ip4/{wan}/tcp/0"))
-            relay = [a for a in procs.line("relay", 120)["addrs"] if wan in a]
-            for i, (d, ns) in enumerate(zip(dirs, ("lan1", "lan2"))):
-                procs.spawn(f"worker-{i}", lab_.exec(ns), node(
-                    "worker", "--listen", f"/ip4/{lab_.ip(ns)}/tcp/0", "--bootstrap", *boot, "--relay", *relay,
-                    "--fragments", str(d), "--storage", str(worker_bytes(manifest, plan[i]) + 1)), threads=1)
+            boot, relay = start_lab_network(procs, lab_, frags, dirs, ("lan1", "lan2"),
+                                            [worker_bytes(manifest, p) + 1 for p in plan])
             out["reachability"] = [procs.line(f"worker-{i}", 300).get("reachability") for i in range(2)]
             for name, extra, runs in (("relayed", ["--no-dcutr"], 1), ("direct", ["--wait-direct", "15"], 2)):
                 procs.spawn(name, lab_.exec("wan"), [

@@ -13,7 +13,9 @@ import os
 import select
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,3 +65,22 @@ class Procs:
 
 def node(role: str, *args: str) -> list[str]:
     return ["-m", "libp2pia.node.run", role, *args]
+
+
+def start_lab_network(procs: Procs, lab: Any, frags: Path, dirs: Sequence[Path], namespaces: Sequence[str],
+                      storage: Sequence[int]) -> tuple[list[str], list[str]]:
+    """A bootstrap node and a relay on the lab's public segment ("wan"), then worker i serving
+    ``dirs[i]`` in ``namespaces[i]`` (through the relay when behind a NAT, one numba thread,
+    ``storage[i]`` bytes). Returns the bootstrap and relay addresses on the public segment; the
+    workers' readiness lines are left to the caller (``procs.line("worker-i", ...)``)."""
+    wan = lab.ip("wan")
+    procs.spawn("bootstrap", lab.exec("wan"), node("bootstrap", "--listen", f"/ip4/{wan}/tcp/0",
+                                                   "--manifest", str(frags)))
+    boot = [a for a in procs.line("bootstrap", 120)["addrs"] if wan in a]
+    procs.spawn("relay", lab.exec("wan"), node("relay", "--listen", f"/ip4/{wan}/tcp/0"))
+    relay = [a for a in procs.line("relay", 120)["addrs"] if wan in a]
+    for i, (d, ns, limit) in enumerate(zip(dirs, namespaces, storage, strict=True)):
+        procs.spawn(f"worker-{i}", lab.exec(ns), node(
+            "worker", "--listen", f"/ip4/{lab.ip(ns)}/tcp/0", "--bootstrap", *boot, "--relay", *relay,
+            "--fragments", str(d), "--storage", str(limit)), threads=1)
+    return boot, relay

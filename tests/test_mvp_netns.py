@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from labprocs import Procs, node
+from labprocs import Procs, start_lab_network
 from netlab import lab_unavailable_reason, nat_lab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,15 +80,8 @@ def test_mvp_50_tokens_through_nats_survive_two_kills(gemma_path: Path, tmp_path
     with nat_lab(nats=2) as lab:
         try:
             wan = lab.ip("wan")
-            procs.spawn("bootstrap", lab.exec("wan"), node("bootstrap", "--listen", f"/ip4/{wan}/tcp/0",
-                                                           "--manifest", str(frags)))
-            boot = [a for a in procs.line("bootstrap", 120)["addrs"] if wan in a]
-            procs.spawn("relay", lab.exec("wan"), node("relay", "--listen", f"/ip4/{wan}/tcp/0"))
-            relay = [a for a in procs.line("relay", 120)["addrs"] if wan in a]
-            for i, (d, ns) in enumerate(zip(dirs, WORKER_NS)):
-                procs.spawn(f"worker-{i}", lab.exec(ns), node(
-                    "worker", "--listen", f"/ip4/{lab.ip(ns)}/tcp/0", "--bootstrap", *boot, "--relay", *relay,
-                    "--fragments", str(d), "--storage", str(worker_bytes(manifest, plan[i]) + 1)), threads=1)
+            boot, relay = start_lab_network(procs, lab, frags, dirs, WORKER_NS,
+                                            [worker_bytes(manifest, p) + 1 for p in plan])
             workers = [procs.line(f"worker-{i}", 300) for i in range(4)]
             reach = {f"worker-{i}": w.get("reachability") for i, w in enumerate(workers)}
             assert reach["worker-0"] == "private" and reach["worker-1"] == "private", reach
