@@ -150,8 +150,11 @@ _TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 def test_round_trip(tokenizers, name, text):
     tok = tokenizers(name)
     # llama.cpp splits user-defined pieces (the SPM vocab's "\n\n") out before SPM and gives the
-    # text after one a fresh space prefix, so "\n\n0" comes back as "\n\n 0": lossy by design.
-    # test_golden_* and the live test pin that behaviour; the lossless property holds without them.
+    # text after one a fresh space prefix, so "\n\n0" comes back as "\n\n 0": lossy in llama.cpp too.
+    # That behaviour is pinned elsewhere, not skipped: test_encode/decode_matches_llama_cpp check
+    # llama.cpp's ids and text for "line2\n\nline4" -> "line2\n\n line4" (golden corpus, in CI) and
+    # test_live_llama_cpp_agreement fuzzes "\n\n" against llama.cpp itself. The lossless property is
+    # claimed only for texts without a user-defined piece.
     assume(not any(a & ATTR_USER_DEFINED and t in text for t, a in zip(tok.tokens, tok.attrs)))
     assert tok.decode(tok.encode(text, add_special=False)) == text
     with_special = tok.encode(text)
