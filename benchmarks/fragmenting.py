@@ -3,7 +3,8 @@
     python benchmarks/fragmenting.py [--model PATH] [--repeat 3] [--json OUT.json]
 
 Both read the same (page-cached) source and write to the same filesystem; each is run
-``--repeat`` times alternately and the median is reported. ``fragment`` does strictly more
+``--repeat`` times alternately, after a ``sync`` so no run pays for another's writeback, and the
+median is reported. ``fragment`` does strictly more
 (sha256 of every fragment on every core, header parsing, planning, manifest); the goal is at
 least half of cp's throughput. ``fragment+src`` is ``fragment --source-sha256``, which also
 hashes the whole source for the manifest (every byte hashed twice). GNU cp 9 copies in the kernel (copy_file_range), so ``dd bs=4M``
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -29,7 +31,15 @@ from libp2pia import default_model_path  # noqa: E402
 from libp2pia.fragments import file_sha256, fragment, reassemble  # noqa: E402
 
 
+COLD = False  # --cold: every run starts from an empty page cache (root only)
+
+
 def timed(fn) -> float:
+    # Flush the dirty pages earlier runs left (hundreds of MB) first: otherwise whichever tool runs
+    # while the kernel writes them back is throttled, and single runs vary 10x (cp: 0.07-0.68 s).
+    os.sync()
+    if COLD:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
@@ -39,11 +49,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, help="GGUF to cut (default: the bundled Gemma 3 270M Q4_K_M)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "fragmenting.json")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the page cache before every run (root only): the source is read from disk, "
+                         "as for a model too big to stay cached")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="default: benchmarks/results/fragmenting[-cold].json")
     args = ap.parse_args()
+    global COLD
+    COLD = args.cold
+    if COLD and os.geteuid() != 0:
+        ap.error("--cold needs root (it writes /proc/sys/vm/drop_caches)")
+    if args.json is None:
+        args.json = Path(__file__).parent / "results" / f"fragmenting{'-cold' if COLD else ''}.json"
     model = args.model or default_model_path()
     size = model.stat().st_size
-    model.read_bytes()  # warm the page cache for both contenders
+    model.read_bytes()  # warm the page cache for both contenders (unless --cold)
     times: dict[str, list[float]] = {"cp": [], "dd": [], "sha256": [], "fragment": [], "fragment+src": [],
                                  "reassemble": []}
     with tempfile.TemporaryDirectory(prefix="bench-frag-", dir=model.parent) as tmp:
@@ -60,19 +80,24 @@ def main() -> int:
             times["fragment+src"].append(timed(lambda: fragment(model, d / "src", hash_source=True)))
             shutil.rmtree(d / "src")
             times["fragment"].append(timed(lambda: fragment(model, d / "frags")))
+            if i < args.repeat - 1:
+                shutil.rmtree(d / "frags")
+        # reassemble last: right after it, cp measured 0.1-0.4 s instead of 0.065 s (in-kernel
+        # CPU time, not I/O), so interleaving it would flatter fragment's ratio
+        for i in range(args.repeat):
             times["reassemble"].append(timed(lambda: reassemble(d / "frags" / "manifest.json", d / "out.gguf")))
             (d / "out.gguf").unlink()
-            shutil.rmtree(d / "frags")
     med = {k: statistics.median(v) for k, v in times.items()}
     rows = [(k, med[k], size / med[k] / 1e6, med["cp"] / med[k]) for k in times]
-    print(f"{model.name}: {size / 1e6:.1f} MB, median of {args.repeat}")
+    print(f"{model.name}: {size / 1e6:.1f} MB, median of {args.repeat}, "
+          f"{'cold (page cache dropped before each run)' if COLD else 'warm page cache'}")
     print(f"{'tool':<12}{'seconds':>10}{'MB/s':>10}{'vs cp':>8}")
     for name, sec, mbs, ratio in rows:
         print(f"{name:<12}{sec:>10.3f}{mbs:>10.0f}{ratio:>8.2f}")
     ok = med["cp"] / med["fragment"] >= 0.5
     print(f"fragment vs dd (user-space copy): {med['dd'] / med['fragment']:.2f}x")
     print(f"goal (fragment >= 0.5x cp throughput): {'met' if ok else 'NOT met'}")
-    result = {"model": str(model), "bytes": size, "repeat": args.repeat, "times_s": times, "median_s": med,
+    result = {"model": str(model), "bytes": size, "repeat": args.repeat, "cold": COLD, "times_s": times, "median_s": med,
               "throughput_MBps": {k: size / v / 1e6 for k, v in med.items()},
               "ratio_vs_cp": {k: med["cp"] / v for k, v in med.items()}, "goal_met": ok,
               "machine": {"python": sys.version.split()[0], "platform": platform.platform()}}
