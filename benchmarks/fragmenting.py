@@ -88,16 +88,22 @@ def main() -> int:
             times["reassemble"].append(timed(lambda: reassemble(d / "frags" / "manifest.json", d / "out.gguf")))
             (d / "out.gguf").unlink()
     med = {k: statistics.median(v) for k, v in times.items()}
-    rows = [(k, med[k], size / med[k] / 1e6, med["cp"] / med[k]) for k in times]
-    print(f"{model.name}: {size / 1e6:.1f} MB, median of {args.repeat}, "
+    best = {k: min(v) for k, v in times.items()}
+    print(f"{model.name}: {size / 1e6:.1f} MB, {args.repeat} runs each, "
           f"{'cold (page cache dropped before each run)' if COLD else 'warm page cache'}")
-    print(f"{'tool':<12}{'seconds':>10}{'MB/s':>10}{'vs cp':>8}")
-    for name, sec, mbs, ratio in rows:
-        print(f"{name:<12}{sec:>10.3f}{mbs:>10.0f}{ratio:>8.2f}")
-    ok = med["cp"] / med["fragment"] >= 0.5
-    print(f"fragment vs dd (user-space copy): {med['dd'] / med['fragment']:.2f}x")
-    print(f"goal (fragment >= 0.5x cp throughput): {'met' if ok else 'NOT met'}")
-    result = {"model": str(model), "bytes": size, "repeat": args.repeat, "cold": COLD, "times_s": times, "median_s": med,
+    # both columns: on a VM, cp's single runs vary 2-6x (fresh page allocation), fragment's do not
+    print(f"{'tool':<14}{'median s':>9}{'MB/s':>7}{'vs cp':>7}{'min s':>8}{'vs cp':>7}")
+    for k in times:
+        print(f"{k:<14}{med[k]:>9.3f}{size / med[k] / 1e6:>7.0f}{med['cp'] / med[k]:>7.2f}"
+              f"{best[k]:>8.3f}{best['cp'] / best[k]:>7.2f}")
+    ok_med, ok_min = med["cp"] / med["fragment"] >= 0.5, best["cp"] / best["fragment"] >= 0.5
+    print(f"fragment vs dd (user-space copy), medians: {med['dd'] / med['fragment']:.2f}x")
+    print(f"goal (fragment >= 0.5x cp throughput): medians {'met' if ok_med else 'NOT met'}, "
+          f"minima {'met' if ok_min else 'NOT met'}")
+    ok = ok_med and ok_min
+    result = {"model": str(model), "bytes": size, "repeat": args.repeat, "cold": COLD,
+              "times_s": times, "median_s": med, "min_s": best,
+              "ratio_vs_cp_min": {k: best["cp"] / v for k, v in best.items()},
               "throughput_MBps": {k: size / v / 1e6 for k, v in med.items()},
               "ratio_vs_cp": {k: med["cp"] / v for k, v in med.items()}, "goal_met": ok,
               "machine": {"python": sys.version.split()[0], "platform": platform.platform()}}
