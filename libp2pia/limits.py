@@ -78,6 +78,10 @@ MAX_CALLS_PER_REQUEST = 1024
 #: Most logits candidates a vocabulary shard returns per row when asked for its best ones (the
 #: client asks for 1 when greedy, top_k when sampling with top-k; otherwise every logit).
 MAX_LOGITS_TOP_K = 256
+#: A top-k logits call also brings back its candidates' embedding rows (so the next token skips
+#: the embed phase: one network round trip less per token) while all shards' rows together stay
+#: under this many bytes per token at 2 bytes a value (Gemma greedy: 18 x 1 x 640 x 2 = 23 KiB).
+PREFETCH_EMBEDDINGS_MAX_BYTES = 256 * 1024
 #: Longest session id (we send 32 hex characters; leave room for others).
 MAX_SESSION_ID_CHARS = 128
 #: Longest fragment id: a sha256 in hex.

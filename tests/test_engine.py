@@ -35,10 +35,11 @@ class RecordingBackend(InProcessBackend):
 
     def __init__(self, shards):  # type: ignore[no-untyped-def]
         super().__init__(shards)
-        self.phases: list[list[tuple[str, str, int | None, int]]] = []
+        self.phases: list[list[tuple[str, str, int | None, int, int, bool]]] = []
 
     async def call(self, session_id: str, calls: list[ShardCall]) -> list[ShardResult]:
-        self.phases.append([(c.fragment_id, c.kind, c.layer, len(c.positions), c.top_k) for c in calls])
+        self.phases.append([(c.fragment_id, c.kind, c.layer, len(c.positions), c.top_k, c.embeddings)
+                            for c in calls])
         return await super().call(session_id, calls)
 
 
@@ -227,6 +228,44 @@ async def test_top_k_logits_pick_what_full_logits_pick(dense, params):  # type: 
         backend.phases.clear()
         assert asked == {0 if keep else candidates_needed(params, MAX_LOGITS_TOP_K)}
     assert runs[0] == runs[1]
+
+
+def _kinds(phases: list) -> list[str]:
+    return [ph[0][1] for ph in phases]
+
+
+@pytest.mark.slow
+async def test_candidate_rows_replace_the_embed_phase(gemma_path: Path) -> None:
+    """Gemma ties token_embd to output, so a greedy logits call brings back each shard's best
+    token's embedding row and the next step needs no embed phase (one round trip less per token);
+    the tokens are those of the run that embeds every step (keep_logits asks for every logit)."""
+    model = load_model(gemma_path)
+    backend = RecordingBackend(model.shards)
+    eng = Engine(model.layout, backend)
+    runs, kinds = [], []
+    for keep in (False, True):
+        s = await eng.open_session()
+        runs.append([t.id async for t in Generation(eng, s, [2, 818, 5279, 529, 7001, 563], 6,
+                                                     keep_logits=keep).stream()])
+        await eng.close_session(s)
+        kinds.append(_kinds(backend.phases))
+        assert all(c[5] is not keep for ph in backend.phases for c in ph if c[1] == "logits")
+        backend.phases.clear()
+    assert runs[0] == runs[1]
+    assert kinds[0].count("embed") == 1 and kinds[1].count("embed") == 6      # prompt only / every step
+    assert kinds[0].count("logits") == kinds[1].count("logits") == 6
+
+
+async def test_untied_output_embeds_as_before(dense) -> None:  # type: ignore[no-untyped-def]
+    """The synthetic llama has its own output matrix: logits shards hold no embedding rows, so they
+    send none and every step embeds through the token_embd shards."""
+    backend = RecordingBackend(dense.shards)
+    eng = Engine(dense.layout, backend)
+    s = await eng.open_session()
+    toks = [t.id async for t in Generation(eng, s, PROMPT, 4).stream()]
+    await eng.close_session(s)
+    assert len(toks) == 4 and _kinds(backend.phases).count("embed") == 4
+    assert all(c[5] for ph in backend.phases for c in ph if c[1] == "logits")     # asked, none came
 
 
 def _best_by_sorting(y: np.ndarray, k: int) -> np.ndarray:

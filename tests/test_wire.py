@@ -223,6 +223,38 @@ def test_top_k_rejected_where_it_means_nothing() -> None:
         decode_response(bad.SerializeToString())
 
 
+@given(hex_ids, hnp.arrays(np.float32, (2, 3), elements=finite32),
+       hnp.arrays(np.int32, (2, 3), elements=st.integers(0, 2**31 - 1)),
+       hnp.arrays(np.float32, (6, 4), elements=st.floats(-1000, 1000, width=32)))
+def test_candidate_embeddings_round_trip(fid: str, y: np.ndarray, ids: np.ndarray, emb: np.ndarray) -> None:
+    """A top-k logits call may ask for its candidates' embedding rows; they travel in the
+    result dtype (float16 here), one row per id in ids' row-major order."""
+    call = WireCall(fid, "logits", None, np.array([4, 5], np.int32), np.ones((2, 8), np.float32), None, 3, True)
+    assert decode_request(encode_request(1, "s", "compute", [call])).calls[0].embeddings is True
+    r = decode_response(encode_results(1, [(fid, WireResult(y, ids, emb))], "float16")).results[0][1]
+    np.testing.assert_array_equal(r.ids, ids)
+    np.testing.assert_array_equal(r.embeddings, emb.astype(np.float16).astype(np.float32))
+
+
+def test_candidate_embeddings_rejected_where_they_mean_nothing() -> None:
+    fid = "ab" * 32
+    req = pb.Request()     # encode_request never writes this: a peer's hand-made request
+    req.ParseFromString(encode_request(1, "s", "compute", [
+        WireCall(fid, "logits", None, np.array([0], np.int32), np.ones((1, 8), np.float32))]))
+    req.compute.calls[0].embeddings = True
+    with pytest.raises(ProtocolError, match="embeddings asked without top_k"):
+        decode_request(req.SerializeToString())
+    for ids in (None, np.zeros((1, 2), np.int32)):   # rows without ids, or 3 rows for 2 ids
+        bad = pb.Response(id=1)
+        res = bad.compute.results.add(fragment_id=fid)
+        res.y.CopyFrom(encode_tensor(np.ones((1, 2), np.float32), "float32"))
+        if ids is not None:
+            res.ids.CopyFrom(encode_tensor(ids, "int32"))
+        res.embeddings.CopyFrom(encode_tensor(np.ones((3, 8), np.float32), "float32"))
+        with pytest.raises(ProtocolError, match="embedding rows of shape"):
+            decode_response(bad.SerializeToString())
+
+
 @given(st.sampled_from(sorted(ERROR_CODES)), st.text(max_size=50), hex_ids)
 def test_error_round_trip(code: str, text: str, fid: str) -> None:
     r = decode_response(encode_error(9, code, text, fid))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelError, SessionError
+from ..limits import PREFETCH_EMBEDDINGS_MAX_BYTES
 from ..model.layout import ModelLayout
 from ..model.ops import rms_norm
 from ..model.routing import route
@@ -35,6 +36,9 @@ class Session:
     tokens: list[int] = field(default_factory=list)
     attn_inputs: list[list[np.ndarray]] = field(default_factory=list)
     closed: bool = False
+    #: unscaled embedding rows of the last logits call's candidates (token id -> (n_embd,)): the
+    #: next step's embed phase is skipped when the sampled token is among them
+    candidate_rows: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_past(self) -> int:
@@ -128,8 +132,11 @@ class Engine:
         rows = h if all_rows else h[-1:]
         x = rms_norm(rows, lay.norm("output_norm.weight"), cfg.eps)
         rpos = pos if all_rows else pos[-1:]
-        calls = [ShardCall(f, "logits", None, rpos, x, top_k=top_k) for _, _, f in lay.logits]
+        rows_too = (top_k > 0 and len(rows) == 1
+                    and len(lay.logits) * top_k * cfg.n_embd * 2 <= PREFETCH_EMBEDDINGS_MAX_BYTES)
+        calls = [ShardCall(f, "logits", None, rpos, x, top_k=top_k, embeddings=rows_too) for _, _, f in lay.logits]
         res = await self.backend.call(s.id, calls)
+        s.candidate_rows = {}
         if all(r.ids is None for r in res):
             return np.concatenate([r.y for r in res], axis=1)
         out = np.full((len(rows), cfg.n_vocab), -np.inf, np.float32)
@@ -140,6 +147,13 @@ class Engine:
                 raise ModelError(f"vocabulary shard {r1 - r0} rows at {r0}: candidate ids outside its rows")
             else:
                 np.put_along_axis(out, r.ids.astype(np.int64), r.y, axis=1)
+        for r in res if rows_too else ():   # ids checked above
+            if r.ids is None or r.embeddings is None:
+                continue               # a shard without embedding rows: that token is embedded as usual
+            if r.embeddings.shape != (r.ids.size, cfg.n_embd):
+                raise ModelError(f"candidate embedding rows of shape {list(r.embeddings.shape)} for "
+                                 f"{r.ids.size} ids of width {cfg.n_embd}")
+            s.candidate_rows.update(zip(r.ids.ravel().tolist(), r.embeddings))
         return out
 
     async def _phase(self, s: Session, kind: str, layer: int, frags: list[str], pos: np.ndarray,
@@ -173,17 +187,23 @@ class Engine:
         return out
 
     async def _embed(self, s: Session, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """Ask each vocabulary shard for the rows of the ids it holds; scatter back in order."""
+        """Ask each vocabulary shard for the rows of the ids it holds; scatter back in order.
+        Rows that came back with the last logits call are used as they are (no phase at all)."""
+        h = np.empty((len(ids), self.cfg.n_embd), F32)
+        known = np.array([int(t) in s.candidate_rows for t in ids], bool)
+        for i in np.nonzero(known)[0]:
+            h[i] = s.candidate_rows[int(ids[i])]
+        s.candidate_rows = {}
         calls, where = [], []
         for r0, r1, f in self.layout.embed:
-            sel = np.nonzero((ids >= r0) & (ids < r1))[0]
+            sel = np.nonzero((ids >= r0) & (ids < r1) & ~known)[0]
             if sel.size:
                 calls.append(ShardCall(f, "embed", None, pos[sel], ids[sel]))
                 where.append(sel)
-        if sum(len(w) for w in where) != len(ids):
+        if sum(len(w) for w in where) + int(known.sum()) != len(ids):
             raise ModelError(f"token id out of range [0, {self.cfg.n_vocab})")
-        res = await self.backend.call(s.id, calls)
-        h = np.empty((len(ids), self.cfg.n_embd), F32)
-        for sel, r in zip(where, res):
-            h[sel] = r.y
+        if calls:
+            res = await self.backend.call(s.id, calls)
+            for sel, r in zip(where, res):
+                h[sel] = r.y
         return h

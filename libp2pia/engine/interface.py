@@ -16,7 +16,9 @@ network backend carries the same calls over /libp2pia/compute/1.0.0.
 
 A logits call with ``top_k = k > 0`` returns only each row's k best logits: y float32 (n, k) and
 ``ids`` int32 (n, k) their vocabulary ids, best first, ties by lower id (1 MiB -> a few bytes per
-token for Gemma's 262,144-token vocabulary; DESIGN §1).
+token for Gemma's 262,144-token vocabulary; DESIGN §1). With ``embeddings`` it also returns those
+candidates' embedding rows (what an embed call would), so the next step's embed phase is skipped
+when the sampled token is among them: one network phase less per generated token.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ class ShardCall:
     x: np.ndarray
     weight: float | None = None      # optional scale applied by the shard (MoE gate weight for n == 1)
     top_k: int = 0                   # logits only: 0 = every logit, k = the k best per row (+ ids)
+    embeddings: bool = False         # top-k logits only: also the candidates' embedding rows
 
 
 @dataclass
 class ShardResult:
     y: np.ndarray
     ids: np.ndarray | None = None    # int32 (n, k) vocabulary ids of y's columns when top_k > 0
+    embeddings: np.ndarray | None = None  # float32 (n * k, n_embd) unscaled rows of ids, when asked
 
 
 class Backend(Protocol):

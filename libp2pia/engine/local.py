@@ -25,7 +25,10 @@ def execute(shard: Shard, session_id: str, call: ShardCall) -> ShardResult:
         y = shard.logits(np.asarray(call.x, np.float32))
         if call.top_k > 0:
             vals, ids = best_logits(y, call.top_k)
-            return ShardResult(vals, (ids + shard.row0).astype(np.int32))
+            ids = (ids + shard.row0).astype(np.int32)
+            # a shard without embedding rows (untied output) just sends none: the client embeds as usual
+            emb = shard.lookup(ids.ravel()) if call.embeddings and shard.embed is not None else None
+            return ShardResult(vals, ids, emb)
     else:
         raise ModelError(f"fragment {call.fragment_id} cannot serve a {kind!r} call")
     if call.weight is not None:

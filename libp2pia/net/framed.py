@@ -47,13 +47,34 @@ def translate_link_errors(what: str, timeout: float | None = None) -> Iterator[N
         raise PeerUnavailable(f"{what}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
 
 
+_PEER_IDS: dict[str, ID] = {}      # base58 -> ID: decoding costs ~60 us, and every request names its peer
+_PEER_NAMES: dict[ID, str] = {}    # and back
+_PEER_CACHE_MAX = 4096
+
+
 def to_peer_id(peer: ID | str) -> ID:
     if isinstance(peer, ID):
         return peer
-    try:
-        return ID.from_base58(peer)
-    except Exception as exc:  # noqa: BLE001 - base58/multihash errors vary
-        raise PeerUnavailable(f"{peer[:60]!r} is not a peer id") from exc
+    pid = _PEER_IDS.get(peer)
+    if pid is None:
+        try:
+            pid = ID.from_base58(peer)
+        except Exception as exc:  # noqa: BLE001 - base58/multihash errors vary
+            raise PeerUnavailable(f"{peer[:60]!r} is not a peer id") from exc
+        if len(_PEER_IDS) >= _PEER_CACHE_MAX:
+            _PEER_IDS.clear()
+        _PEER_IDS[peer] = pid
+    return pid
+
+
+def peer_name(pid: ID) -> str:
+    """``pid.to_base58()``, remembered (py-libp2p re-encodes it on every call)."""
+    name = _PEER_NAMES.get(pid)
+    if name is None:
+        if len(_PEER_NAMES) >= _PEER_CACHE_MAX:
+            _PEER_NAMES.clear()
+        name = _PEER_NAMES[pid] = pid.to_base58()
+    return name
 
 
 async def open_stream(host: IHost, peer: ID | str, protocols: Sequence[str],

@@ -44,7 +44,7 @@ from ..wire.compute import (
     encode_error, encode_request, encode_results,
 )
 from ..wire.tensor import DEFAULT_ACTIVATION_DTYPE
-from .framed import FramedStream, open_stream, to_peer_id
+from .framed import FramedStream, open_stream, peer_name, to_peer_id
 from .host import NetHost, StreamHandler, conn_kind, stream_kind, stream_peer
 
 log = logging.getLogger(__name__)
@@ -179,6 +179,8 @@ def compute_handler(
 class _Channel:
     stream: FramedStream
     lock: trio.Lock = field(default_factory=trio.Lock)
+    #: a stream's connection never changes kind: asked once, not per request (it renders multiaddrs)
+    relayed: bool = False
 
 
 class ComputeClient:
@@ -212,19 +214,19 @@ class ComputeClient:
 
     def _observe(self, pid: ID, ok: bool) -> None:
         if self.observer is not None:
-            self.observer(pid.to_base58(), ok)
+            self.observer(peer_name(pid), ok)
 
     async def _channel(self, pid: ID, session_id: str) -> _Channel:
         ch = self._channels.get((pid, session_id))
-        if ch is not None and not ch.lock.locked() and stream_kind(ch.stream.stream) == "relayed" \
-                and self._has_direct(pid):
+        if ch is not None and ch.relayed and not ch.lock.locked() and self._has_direct(pid):
             # DCUtR made a direct link since this stream was opened: move the session's traffic
             # there (the worker keys sessions by id, not by stream). New streams prefer direct links.
             await self._drop((pid, session_id), reset=False)
             ch = None
         if ch is None:
             stream = await open_stream(self.net.host, pid, [PROTOCOL_ID])
-            ch = self._channels.setdefault((pid, session_id), _Channel(FramedStream(stream, self.max_bytes)))
+            ch = self._channels.setdefault((pid, session_id), _Channel(FramedStream(stream, self.max_bytes),
+                                                                        relayed=stream_kind(stream) == "relayed"))
             if ch.stream.stream is not stream:  # lost a race with a concurrent opener
                 await FramedStream(stream).close()
         return ch

@@ -45,11 +45,11 @@ OPEN_ATTEMPTS = 2
 
 def to_wire(c: ShardCall) -> WireCall:
     return WireCall(c.fragment_id, c.kind, int(c.layer or 0), c.positions, c.x, c.weight,  # type: ignore[arg-type]
-                    c.top_k)
+                    c.top_k, c.embeddings)
 
 
 def from_wire(r: WireResult) -> ShardResult:
-    return ShardResult(np.asarray(r.y, np.float32), r.ids)
+    return ShardResult(np.asarray(r.y, np.float32), r.ids, r.embeddings)
 
 
 def choose_replicas(providers: Mapping[str, Sequence[str]], rtt: Mapping[str, float],

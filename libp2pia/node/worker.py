@@ -172,10 +172,12 @@ class Worker:
             if c.fragment_id not in self.shards:
                 raise MissingFragment(c.fragment_id, "not held by this worker")
         key = self._key(peer, session_id)
-        shard_calls = [ShardCall(c.fragment_id, c.kind, c.layer, c.positions, c.x, c.weight, c.top_k) for c in calls]
+        shard_calls = [ShardCall(c.fragment_id, c.kind, c.layer, c.positions, c.x, c.weight, c.top_k, c.embeddings)
+                       for c in calls]
 
         def run() -> list[WireResult]:
-            return [WireResult(r.y, r.ids) for r in (execute(self.shards[c.fragment_id], key, c) for c in shard_calls)]
+            return [WireResult(r.y, r.ids, r.embeddings)
+                    for r in (execute(self.shards[c.fragment_id], key, c) for c in shard_calls)]
 
         if sum(len(c.positions) for c in calls) <= INLINE_COMPUTE_MAX_ROWS:
             ys = run()      # a decode step: shorter than a thread hand-off (limits.INLINE_COMPUTE_MAX_ROWS)

@@ -75,14 +75,17 @@ class WireCall:
     x: np.ndarray  # float32 [n, d], or int32 [n] token ids for embed
     weight: float | None = None
     top_k: int = 0  # logits only: 0 = every logit, k = the k best per row (with their ids)
+    embeddings: bool = False  # top-k logits only: also the candidates' embedding rows
 
 
 @dataclass
 class WireResult:
-    """One call's answer: y float32, and for a top-k logits call the int32 ids of y's columns."""
+    """One call's answer: y float32, and for a top-k logits call the int32 ids of y's columns
+    (and, when asked, their unscaled embedding rows, float32 [ids.size, d] in ids' order)."""
 
     y: np.ndarray
     ids: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
 
 
 @dataclass
@@ -172,6 +175,7 @@ def encode_request(
             top_k = int(getattr(c, "top_k", 0) or 0)
             if top_k:
                 pc.top_k = top_k
+                pc.embeddings = bool(getattr(c, "embeddings", False))
     else:
         raise ProtocolError(f"unknown request op {op!r}")
     return msg.SerializeToString()
@@ -203,7 +207,9 @@ def _decode_call(pc: pb.ShardCall) -> WireCall:
     layer = int(pc.layer) if pc.HasField("layer") else None
     if pc.top_k and (kind != "logits" or pc.top_k > MAX_LOGITS_TOP_K):
         raise ProtocolError(f"top_k {pc.top_k} on a {kind} call (only logits calls, at most {MAX_LOGITS_TOP_K})")
-    return WireCall(fid, kind, layer, positions, x, weight, int(pc.top_k))
+    if pc.embeddings and not pc.top_k:
+        raise ProtocolError("embeddings asked without top_k (only the candidates' rows can be sent)")
+    return WireCall(fid, kind, layer, positions, x, weight, int(pc.top_k), bool(pc.embeddings))
 
 
 def decode_request(data: bytes) -> Request:
@@ -240,6 +246,8 @@ def encode_results(req_id: int, results: Iterable[tuple[str, WireResult | np.nda
         pr.y.CopyFrom(encode_tensor(np.asarray(res.y, dtype=np.float32), dtype if res.ids is None else "float32"))
         if res.ids is not None:
             pr.ids.CopyFrom(encode_tensor(np.asarray(res.ids, dtype=np.int32), "int32"))
+        if res.embeddings is not None:
+            pr.embeddings.CopyFrom(encode_tensor(np.asarray(res.embeddings, dtype=np.float32), dtype))
     return msg.SerializeToString()
 
 
@@ -284,5 +292,11 @@ def decode_response(data: bytes) -> Response:
                 raise ProtocolError(f"result ids of shape {list(ids.shape)} for values of shape {list(y.shape)}")
             if ids.size and ids.min() < 0:
                 raise ProtocolError("negative vocabulary id in a result")
-        results.append((check_fragment_id(r.fragment_id), WireResult(y, ids)))
+        emb = None
+        if r.HasField("embeddings"):
+            emb = decode_tensor(r.embeddings, allowed=FLOAT_DTYPES)
+            if ids is None or emb.ndim != 2 or emb.shape[0] != ids.size:
+                raise ProtocolError(f"embedding rows of shape {list(emb.shape)} for "
+                                    f"{'no' if ids is None else ids.size} candidate ids")
+        results.append((check_fragment_id(r.fragment_id), WireResult(y, ids, emb)))
     return Response(msg.id, "compute", results)

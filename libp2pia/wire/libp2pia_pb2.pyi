@@ -54,7 +54,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[_Union[Error.Code, str]] = ..., message: _Optional[str] = ..., fragment_id: _Optional[str] = ...) -> None: ...
 
 class ShardCall(_message.Message):
-    __slots__ = ("fragment_id", "kind", "layer", "positions", "x", "weight", "top_k")
+    __slots__ = ("fragment_id", "kind", "layer", "positions", "x", "weight", "top_k", "embeddings")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[ShardCall.Kind]
@@ -74,6 +74,7 @@ class ShardCall(_message.Message):
     X_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     fragment_id: str
     kind: ShardCall.Kind
     layer: int
@@ -81,17 +82,20 @@ class ShardCall(_message.Message):
     x: Tensor
     weight: float
     top_k: int
-    def __init__(self, fragment_id: _Optional[str] = ..., kind: _Optional[_Union[ShardCall.Kind, str]] = ..., layer: _Optional[int] = ..., positions: _Optional[_Iterable[int]] = ..., x: _Optional[_Union[Tensor, _Mapping]] = ..., weight: _Optional[float] = ..., top_k: _Optional[int] = ...) -> None: ...
+    embeddings: bool
+    def __init__(self, fragment_id: _Optional[str] = ..., kind: _Optional[_Union[ShardCall.Kind, str]] = ..., layer: _Optional[int] = ..., positions: _Optional[_Iterable[int]] = ..., x: _Optional[_Union[Tensor, _Mapping]] = ..., weight: _Optional[float] = ..., top_k: _Optional[int] = ..., embeddings: _Optional[bool] = ...) -> None: ...
 
 class ShardResult(_message.Message):
-    __slots__ = ("fragment_id", "y", "ids")
+    __slots__ = ("fragment_id", "y", "ids", "embeddings")
     FRAGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     Y_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     fragment_id: str
     y: Tensor
     ids: Tensor
-    def __init__(self, fragment_id: _Optional[str] = ..., y: _Optional[_Union[Tensor, _Mapping]] = ..., ids: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    embeddings: Tensor
+    def __init__(self, fragment_id: _Optional[str] = ..., y: _Optional[_Union[Tensor, _Mapping]] = ..., ids: _Optional[_Union[Tensor, _Mapping]] = ..., embeddings: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class ComputeRequest(_message.Message):
     __slots__ = ("calls", "result_dtype")
