@@ -86,19 +86,22 @@ async def swarm_run(swarm: LocalSwarm, n: int, tmp: Path, wire_dtype: str) -> di
         t1 = time.perf_counter()
         steps = len(tokens) - 1
         peers = client.last.peers
-        rtt = await rtt_ms(client, peers)
-        return {"tokens": [t for t in tokens if t >= 0], "ms_per_token": 1e3 * (t1 - mark["t"]) / steps,
-                "kib_per_token": (rpc.bytes_sent + rpc.bytes_received - mark["bytes"]) / 1024 / steps,
-                "messages_per_token": (rpc.requests - mark["req"]) / steps,
-                "phases_per_token": (stats.phases - mark["phases"]) / steps, "rtt_ms": rtt, "peers": len(peers),
-                "in_calls_ms": 1e3 * (stats.seconds - mark["in_calls"]) / steps}
+        # counters read before the round-trip probe, whose requests are not the generation's
+        out = {"tokens": [t for t in tokens if t >= 0], "ms_per_token": 1e3 * (t1 - mark["t"]) / steps,
+               "kib_per_token": (rpc.bytes_sent + rpc.bytes_received - mark["bytes"]) / 1024 / steps,
+               "messages_per_token": (rpc.requests - mark["req"]) / steps,
+               "phases_per_token": (stats.phases - mark["phases"]) / steps, "peers": len(peers),
+               "in_calls_ms": 1e3 * (stats.seconds - mark["in_calls"]) / steps}
+        out["rtt_ms"] = await rtt_ms(client, peers)
+        return out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     p.add_argument("-n", type=int, default=12, help="tokens per run (default 12)")
-    p.add_argument("--wire-dtype", default="float32", choices=("float32", "float16"))
+    p.add_argument("--wire-dtype", default="float16", choices=("float32", "float16"),
+                   help="activations on the wire (default float16, the client default)")
     p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "swarm.json")
     args = p.parse_args()
     silence_libp2p()
