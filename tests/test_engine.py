@@ -17,7 +17,7 @@ from libp2pia.engine.generation import Generation
 from libp2pia.engine.inprocess import InProcessBackend
 from libp2pia.engine.interface import ShardCall, ShardResult
 from libp2pia.engine.loader import load_model
-from libp2pia.engine.local import best_logits
+from libp2pia.engine.local import best_logits, execute, execute_all
 from libp2pia.engine.runner import LocalRunner
 from libp2pia.errors import ModelError, SessionError
 from libp2pia.limits import MAX_LOGITS_TOP_K
@@ -184,7 +184,6 @@ def test_worker_shards_from_fragment_files_match_the_gguf(tmp_path, dense):  # t
     """A worker builds shards from its fragment files and the manifest alone; they compute what the
     in-memory plan's shards compute."""
     from libp2pia.engine.loader import shard_from_file
-    from libp2pia.engine.local import execute
     from libp2pia.fragments import fragment
 
     manifest = fragment(DENSE, tmp_path / "frags", max_fragment_bytes=SMALL)
@@ -254,6 +253,36 @@ async def test_candidate_rows_replace_the_embed_phase(gemma_path: Path) -> None:
     assert runs[0] == runs[1]
     assert kinds[0].count("embed") == 1 and kinds[1].count("embed") == 6      # prompt only / every step
     assert kinds[0].count("logits") == kinds[1].count("logits") == 6
+
+
+@pytest.mark.slow
+def test_greedy_logits_phase_looks_up_one_row(gemma_path: Path) -> None:
+    """Greedy (top_k = 1): of a phase's candidates only the best can be picked, so only its row is
+    looked up, and it is the row of the overall argmax; with top_k = 2 every candidate's row comes."""
+    model = load_model(gemma_path)
+    x = np.random.default_rng(7).standard_normal((1, model.layout.cfg.n_embd)).astype(np.float32)
+    frags = [f for _, _, f in model.layout.logits]
+    full = np.concatenate([execute(model.shards[f], "s", ShardCall(f, "logits", None, np.zeros(1, np.int32), x)).y
+                           for f in frags], axis=1)
+    for k in (1, 2):
+        calls = [ShardCall(f, "logits", None, np.zeros(1, np.int32), x, top_k=k, embeddings=True) for f in frags]
+        res = execute_all(model.shards.__getitem__, "s", calls)
+        with_rows = [r for r in res if r.embeddings is not None]
+        assert len(with_rows) == (1 if k == 1 else len(frags))
+        for r in with_rows:
+            np.testing.assert_array_equal(r.embeddings, _lookup(model, r.ids.ravel()))
+        if k == 1:
+            assert int(with_rows[0].ids[0, 0]) == int(np.argmax(full[0]))
+
+
+def _lookup(model, ids: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Embedding rows through ordinary embed calls (the reference the candidate rows must equal)."""
+    rows = []
+    for t in ids:
+        f = next(f for r0, r1, f in model.layout.embed if r0 <= t < r1)
+        rows.append(execute(model.shards[f], "s", ShardCall(f, "embed", None, np.zeros(1, np.int32),
+                                                            np.array([t], np.int32))).y[0])
+    return np.stack(rows)
 
 
 async def test_untied_output_embeds_as_before(dense) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from ..errors import MissingFragment, SessionError
 from ..model.build import Shard
 from .interface import ShardCall, ShardResult
-from .local import close_session, execute
+from .local import close_session, execute_all
 
 
 class InProcessBackend:
@@ -24,12 +24,10 @@ class InProcessBackend:
     async def call(self, session_id: str, calls: list[ShardCall]) -> list[ShardResult]:
         if session_id not in self.sessions:
             raise SessionError(f"unknown session {session_id}")
-        out = []
         for c in calls:
-            shard = self.shards.get(c.fragment_id)
-            if shard is None:
+            if c.fragment_id not in self.shards:
                 raise MissingFragment(c.fragment_id, "not loaded in this process")
-            out.append(execute(shard, session_id, c))
+        out = execute_all(self.shards.__getitem__, session_id, calls)
         self.calls += len(calls)
         return out
 

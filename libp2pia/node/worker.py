@@ -29,7 +29,7 @@ import trio
 
 from ..engine.interface import ShardCall
 from ..engine.loader import ManifestSource, client_data
-from ..engine.local import close_session, execute
+from ..engine.local import close_session, execute, execute_all
 from ..errors import Libp2piaError, MissingFragment, NetworkError, PeerUnavailable, SessionError
 from ..limits import (
     DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S, DEFAULT_WORKER_STORAGE_BYTES, INLINE_COMPUTE_MAX_ROWS,
@@ -177,7 +177,7 @@ class Worker:
 
         def run() -> list[WireResult]:
             return [WireResult(r.y, r.ids, r.embeddings)
-                    for r in (execute(self.shards[c.fragment_id], key, c) for c in shard_calls)]
+                    for r in execute_all(self.shards.__getitem__, key, shard_calls)]
 
         if sum(len(c.positions) for c in calls) <= INLINE_COMPUTE_MAX_ROWS:
             ys = run()      # a decode step: shorter than a thread hand-off (limits.INLINE_COMPUTE_MAX_ROWS)
