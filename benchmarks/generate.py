@@ -170,7 +170,7 @@ def main() -> int:
     rows = [("prompt tokens/s", "prompt_tps", 0.25), ("decode tokens/s", "decode_tps", 0.50)]
     print(f"model {path.name}, {args.threads} threads, prompt {args.prompt_tokens} tokens, "
           f"decode {args.decode_tokens} tokens, median of {args.repeats}")
-    print(f"| measure | ours | llama.cpp | ratio | goal |\n|---|---:|---:|---:|---:|")
+    print("| measure | ours | llama.cpp | ratio | goal |\n|---|---:|---:|---:|---:|")
     for label, key, goal in rows:
         r = ref[key] if ref else float("nan")
         print(f"| {label} | {ours[key]:.1f} | {r:.1f} | {ours[key] / r:.2f} | {goal:.2f} |")
