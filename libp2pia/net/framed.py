@@ -13,6 +13,7 @@ translated here, once, into ours:
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 
 import trio
@@ -47,34 +48,24 @@ def translate_link_errors(what: str, timeout: float | None = None) -> Iterator[N
         raise PeerUnavailable(f"{what}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
 
 
-_PEER_IDS: dict[str, ID] = {}      # base58 -> ID: decoding costs ~60 us, and every request names its peer
-_PEER_NAMES: dict[ID, str] = {}    # and back
-_PEER_CACHE_MAX = 4096
+@functools.lru_cache(maxsize=4096)
+def _decode_peer(peer: str) -> ID:
+    return ID.from_base58(peer)     # ~60 us of pure-Python base58, and every request names its peer
 
 
 def to_peer_id(peer: ID | str) -> ID:
     if isinstance(peer, ID):
         return peer
-    pid = _PEER_IDS.get(peer)
-    if pid is None:
-        try:
-            pid = ID.from_base58(peer)
-        except Exception as exc:  # noqa: BLE001 - base58/multihash errors vary
-            raise PeerUnavailable(f"{peer[:60]!r} is not a peer id") from exc
-        if len(_PEER_IDS) >= _PEER_CACHE_MAX:
-            _PEER_IDS.clear()
-        _PEER_IDS[peer] = pid
-    return pid
+    try:
+        return _decode_peer(peer)   # failures are not cached: each bad string raises again
+    except Exception as exc:  # noqa: BLE001 - base58/multihash errors vary
+        raise PeerUnavailable(f"{peer[:60]!r} is not a peer id") from exc
 
 
+@functools.lru_cache(maxsize=4096)
 def peer_name(pid: ID) -> str:
     """``pid.to_base58()``, remembered (py-libp2p re-encodes it on every call)."""
-    name = _PEER_NAMES.get(pid)
-    if name is None:
-        if len(_PEER_NAMES) >= _PEER_CACHE_MAX:
-            _PEER_NAMES.clear()
-        name = _PEER_NAMES[pid] = pid.to_base58()
-    return name
+    return pid.to_base58()
 
 
 async def open_stream(host: IHost, peer: ID | str, protocols: Sequence[str],
