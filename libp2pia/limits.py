@@ -49,6 +49,18 @@ KERNEL_PARALLEL_MIN_BYTES = 256 * 1024
 #: Default context limit of a generation session (tokens).
 DEFAULT_CONTEXT_LENGTH = 8192
 
+#: Consecutive phases run by one holder in one request (layer chaining) only for batches of at most
+#: this many rows: a decode step (1 row) through every layer is one request, while a prompt chunk
+#: (up to 512 rows) goes phase by phase so that no single request's compute nears the request
+#: timeout on a slow volunteer (a run of n rows costs n × the phases' weights on one CPU).
+RUN_MAX_ROWS = 8
+#: How many times one step's runs may fail over before the engine gives up (each failure marks a
+#: holder down and re-pins its fragments, so this is more holders lost than replicas usually exist).
+RUN_REPLANS = 8
+#: Most phases in one run request: every phase of the deepest target model (Mistral Large 3: 61
+#: layers, 122 phases) with room to spare; more is a malformed or hostile request.
+MAX_RUN_PHASES = 512
+
 # --- network ---------------------------------------------------------------
 #: Largest protobuf message accepted on any libp2pia stream. A batch of
 #: activations for a 512-token prompt at hidden 7168 in float32 is ~14.7 MB;

@@ -7,6 +7,10 @@ Per layer (DESIGN.md §1):
 
 Norms, residuals, routing and sampling happen here; shards are reached only
 through the Backend interface, so the same loop runs in-process or over libp2p.
+Where one holder has every shard of consecutive dense phases, the backend runs
+them in one request (interface.RunCall) with the same per-phase arithmetic
+(model.residual): a decode step then costs one round trip per holder, not two
+per layer.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelError, SessionError
-from ..limits import PREFETCH_EMBEDDINGS_MAX_BYTES
+from ..limits import PREFETCH_EMBEDDINGS_MAX_BYTES, RUN_MAX_ROWS, RUN_REPLANS
 from ..model.layout import ModelLayout
 from ..model.ops import rms_norm
+from ..model.residual import Residual, sum_partials
 from ..model.routing import route
-from .interface import Backend, ShardCall
+from .interface import Backend, RunCall, RunPhase, ShardCall
 
 F32 = np.float32
 
@@ -60,6 +65,20 @@ class Engine:
         self.backend = backend
         self.prompt_chunk = prompt_chunk
         self.keep_history = keep_history
+        self.residual = Residual(layout.cfg, layout.norms)
+        # the 2 × n_layer phases in order: (kind, layer, fragments); an MoE FFN phase has no fixed
+        # fragments (the router picks them per token) and ends any run
+        self.phases: list[tuple[str, int, list[str]]] = []
+        for il in range(self.cfg.n_layer):
+            self.phases.append(("attention", il, layout.attention[il]))
+            self.phases.append(("ffn", il, [] if self.cfg.is_moe else layout.ffn[il]))
+        # chainable_until[i]: the end of the stretch of phases with fixed fragments that starts at i
+        self.chainable_until = [0] * len(self.phases)
+        end = len(self.phases)
+        for i in reversed(range(len(self.phases))):
+            if not self.phases[i][2]:
+                end = i
+            self.chainable_until[i] = end
 
     # --- sessions -------------------------------------------------------
     async def open_session(self, session_id: str | None = None) -> Session:
@@ -107,23 +126,8 @@ class Engine:
         if cfg.embed_scale != 1.0:
             h = h * F32(cfg.embed_scale)
 
-        for il in range(cfg.n_layer):
-            p = f"blk.{il}."
-            # 2. attention phase: normalized input to every attention shard, partial O outputs summed
-            x = rms_norm(h, lay.norm(p + "attn_norm.weight"), cfg.eps)                  # (n, n_embd)
-            if self.keep_history:
-                s.attn_inputs[il].append(x)
-            a = await self._phase(s, "attention", il, lay.attention[il], pos, x)         # (n, n_embd)
-            if cfg.sandwich_norm:
-                a = rms_norm(a, lay.norm(p + "post_attention_norm.weight"), cfg.eps)
-            h = h + a
-
-            # 3. FFN phase: dense slabs, or the routed experts (+ shared expert) per token
-            x = rms_norm(h, lay.norm(p + "ffn_norm.weight"), cfg.eps)                    # (n, n_embd)
-            f = await (self._moe(s, il, pos, x) if cfg.is_moe else self._phase(s, "ffn", il, lay.ffn[il], pos, x))
-            if cfg.sandwich_norm:
-                f = rms_norm(f, lay.norm(p + "post_ffw_norm.weight"), cfg.eps)
-            h = h + f
+        # 2. per layer, an attention phase then an FFN phase (runs of them where one holder has them all)
+        h = await self._layers(s, pos, h)
 
         s.tokens.extend(ids)
         if not want:
@@ -156,14 +160,53 @@ class Engine:
             s.candidate_rows.update(zip(r.ids.ravel().tolist(), r.embeddings))
         return out
 
+    async def _layers(self, s: Session, pos: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Every layer's two phases over the residual stream h (n, n_embd); returns the final h.
+
+        Phase by phase (model.residual):  x = norm(h) → shards → Σ partials → [post-norm] → h += out.
+        Where the backend says one holder serves several consecutive dense phases, they go as one run
+        (the holder does the same arithmetic), and the attention inputs it returns join the history."""
+        phases, res = self.phases, self.residual
+        span = getattr(self.backend, "span", None)
+        i, rounds = 0, 0
+        while i < len(phases):
+            kind, il, frags = phases[i]
+            k = 1
+            if span is not None and len(pos) <= RUN_MAX_ROWS:
+                until = self.chainable_until[i]
+                k = max(1, min(span(s.id, [p[2] for p in phases[i:until]]), until - i)) if frags else 1
+            if k > 1:
+                call = RunCall([RunPhase(kd, l, list(fs)) for kd, l, fs in phases[i:i + k]], pos, h, self.keep_history)
+                out = await self.backend.run(s.id, call)
+                if out is None:                  # its holder failed and was replaced: plan again
+                    rounds += 1
+                    if rounds > RUN_REPLANS:
+                        raise SessionError(f"session {s.id}: runs kept failing over ({rounds} times in one step)")
+                    continue
+                attn = [l for kd, l, _ in phases[i:i + k] if kd == "attention"]
+                if self.keep_history and len(out.attention_inputs) != len(attn):
+                    raise ModelError(f"a run of {len(attn)} attention phases returned {len(out.attention_inputs)} inputs")
+                for l, x in zip(attn, out.attention_inputs if self.keep_history else ()):
+                    s.attn_inputs[l].append(x)
+                h = out.h
+                i += k
+                continue
+            x = res.phase_input(kind, il, h)                                             # (n, n_embd)
+            if kind == "attention" and self.keep_history:
+                s.attn_inputs[il].append(x)
+            if frags:
+                out_y = await self._phase(s, kind, il, frags, pos, x)                    # (n, n_embd)
+            else:                                                                        # MoE FFN phase
+                out_y = await self._moe(s, il, pos, x)
+            h = res.add(kind, il, h, out_y)
+            i += 1
+        return h
+
     async def _phase(self, s: Session, kind: str, layer: int, frags: list[str], pos: np.ndarray,
                      x: np.ndarray) -> np.ndarray:
         """One fan-out: the same input to every fragment, partial outputs summed in fragment order."""
         res = await self.backend.call(s.id, [ShardCall(f, kind, layer, pos, x) for f in frags])
-        out = res[0].y.copy()
-        for r in res[1:]:
-            out += r.y
-        return out
+        return sum_partials([r.y for r in res])
 
     async def _moe(self, s: Session, layer: int, pos: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Router at the client (softmax → top-k → renormalize); each chosen expert gets the rows routed

@@ -11,8 +11,12 @@ from ..errors import ModelError
 from ..model.attention import AttentionShard
 from ..model.build import Shard
 from ..model.ffn import FFNShard
+from ..model.residual import Residual, sum_partials
 from ..model.vocab import VocabShard
-from .interface import ShardCall, ShardResult
+from .interface import RunCall, RunResult, ShardCall, ShardResult
+
+#: float32 (n, d) -> the same values as they would arrive after crossing the wire (or None: unchanged)
+Rounding = Callable[[np.ndarray], np.ndarray]
 
 
 def execute(shard: Shard, session_id: str, call: ShardCall) -> ShardResult:
@@ -58,6 +62,39 @@ def execute_all(shard_of: Callable[[str], Shard], session_id: str, calls: Sequen
     if isinstance(shard, VocabShard) and shard.embed is not None:
         out[best].embeddings = shard.lookup(out[best].ids.ravel())
     return out
+
+
+def execute_run(shard_of: Callable[[str], Shard], session_id: str, residual: Residual, run: RunCall,
+                rounding: Rounding | None = None) -> RunResult:
+    """Consecutive dense phases on this process's shards, the residual stream carried from one to the next.
+
+    ``rounding`` is applied wherever the phase-by-phase path would send a tensor over the wire (each
+    phase's normalized input, each shard's partial output), so a run computes exactly what the
+    client would have computed phase by phase, whatever the activation dtype: the tokens do not depend
+    on where the shards sit, and the attention inputs returned replay exactly on another replica."""
+    h = np.array(run.h, np.float32)                                                   # (n, n_embd)
+    inputs: list[np.ndarray] = []
+    for ph in run.phases:
+        for fid in ph.fragment_ids:
+            _check_run_shard(shard_of(fid), fid, ph.kind, ph.layer)
+        x = residual.phase_input(ph.kind, ph.layer, h)                                  # (n, n_embd)
+        if rounding is not None:
+            x = rounding(x)
+        if ph.kind == "attention" and run.attention_inputs:
+            inputs.append(x)
+        ys = [execute(shard_of(fid), session_id, ShardCall(fid, ph.kind, ph.layer, run.positions, x)).y
+              for fid in ph.fragment_ids]                                               # partial outputs
+        out = sum_partials([rounding(y) for y in ys] if rounding is not None else ys)
+        h = residual.add(ph.kind, ph.layer, h, out)
+    return RunResult(h, inputs)
+
+
+def _check_run_shard(shard: Shard, fid: str, kind: str, layer: int) -> None:
+    """A run phase names shards of its own layer and kind only (dense FFN: MoE experts need a router)."""
+    ok = (isinstance(shard, AttentionShard) if kind == "attention"
+          else isinstance(shard, FFNShard) and shard.expert is None if kind == "ffn" else False)
+    if not ok or getattr(shard, "layer", None) != layer:
+        raise ModelError(f"fragment {fid[:12]} is not a {kind} shard of layer {layer}")
 
 
 def best_logits(y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..limits import DEFAULT_CONTEXT_LENGTH
 from ..model.build import COMPUTE_ROLES
+from ..model.residual import Residual
 from ..quant import warmup
 from ..model.sampling import SamplingParams
 from ..model.tokenizer import Tokenizer
@@ -36,7 +37,8 @@ class LocalRunner:
         model = load_model(path, context_limit=context_limit)
         # compile (or load from numba's cache) the kernels now, so the first prompt's timing is the prompt's
         warmup(sorted({s["type"] for f in model.fragments if f["role"] in COMPUTE_ROLES for s in f["slices"]}))
-        return cls(model, Tokenizer.from_metadata(model.metadata), Engine(model.layout, InProcessBackend(model.shards)))
+        backend = InProcessBackend(model.shards, Residual(model.cfg, model.layout.norms))   # decode steps as runs
+        return cls(model, Tokenizer.from_metadata(model.metadata), Engine(model.layout, backend))
 
     def encode(self, text: str, *, chat: bool = False, system: str | None = None) -> list[int]:
         """Prompt ids: plain text (BOS per the model's flags) or a one-turn chat through the template."""

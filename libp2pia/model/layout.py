@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ManifestError
 from .config import ModelConfig
+from .residual import norm_weight
 
 
 def fragment_key(frag: Mapping[str, Any], index: int) -> str:
@@ -84,7 +85,11 @@ class ModelLayout:
                 raise ManifestError(f"{name} rows cover {end} of {cfg.n_vocab} tokens")
 
     def norm(self, name: str) -> np.ndarray:
-        try:
-            return self.norms[name]
-        except KeyError:
-            raise ManifestError(f"core data lacks {name}") from None
+        return norm_weight(self.norms, name)
+
+    def run_order(self) -> list[str]:
+        """The dense layers' fragments in phase order (attention, FFN, next layer, ...): what a holder of
+        consecutive ones can compute in one run. Empty for MoE models (the router sits between phases)."""
+        if self.cfg.is_moe:
+            return []
+        return [f for il in range(self.cfg.n_layer) for f in self.attention[il] + self.ffn[il]]

@@ -40,8 +40,8 @@ from ..errors import (
 )
 from ..limits import BAD_FRAME_LINGER_S, DEFAULT_REQUEST_TIMEOUT_S, MAX_MESSAGE_BYTES, STREAM_IDLE_TIMEOUT_S
 from ..wire.compute import (
-    PROTOCOL_ID, CallLike, Request, Response, WireCall, WireResult, decode_request, decode_response, encode_ack,
-    encode_error, encode_request, encode_results,
+    PROTOCOL_ID, CallLike, Request, Response, RunLike, WireCall, WireResult, WireRun, WireRunResult, decode_request,
+    decode_response, encode_ack, encode_error, encode_request, encode_results, encode_run_result,
 )
 from ..wire.tensor import DEFAULT_ACTIVATION_DTYPE
 from .framed import FramedStream, open_stream, peer_name, to_peer_id
@@ -64,6 +64,10 @@ class ComputeService(Protocol):
                       calls: list[WireCall]) -> list[np.ndarray | WireResult]: ...
 
     async def close_session(self, peer: str, session_id: str) -> None: ...
+
+    async def run(self, peer: str, session_id: str, run: WireRun, dtype: str) -> WireRunResult:
+        """Consecutive dense phases; ``dtype`` is the wire rounding to apply inside the run."""
+        ...
 
 
 @dataclass
@@ -96,6 +100,11 @@ async def _answer(service: ComputeService, peer: str, req: Request) -> bytes:
     if req.op == "close":
         await service.close_session(peer, req.session_id)
         return encode_ack(req.id)
+    if req.op == "run":
+        if req.run is None:
+            raise ProtocolError("run request without its run")
+        result = await service.run(peer, req.session_id, req.run, req.result_dtype)
+        return encode_run_result(req.id, result, req.result_dtype)
     ys = await service.compute(peer, req.session_id, req.calls)
     if len(ys) != len(req.calls):
         raise RuntimeError(f"service returned {len(ys)} results for {len(req.calls)} calls")
@@ -147,13 +156,14 @@ def compute_handler(
                     st.errors += 1
                     await fs.send(encode_error(0, "BAD_REQUEST", str(exc)), write_timeout)
                     continue
-                busy = max_inflight is not None and req.op == "compute" and st.inflight >= max_inflight
+                work = req.op in ("compute", "run")
+                busy = max_inflight is not None and work and st.inflight >= max_inflight
                 if busy:
                     st.errors += 1
                     await fs.send(encode_error(req.id, "OVERLOADED", f"{st.inflight} requests in progress"),
                                   write_timeout)
                     continue
-                st.inflight += req.op == "compute"
+                st.inflight += work
                 try:
                     answer = await _answer(service, peer, req)
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a typed answer
@@ -163,7 +173,7 @@ def compute_handler(
                         log.exception("compute: internal error serving %s", peer[:16])
                     answer = encode_error(req.id, code, str(exc), getattr(exc, "fragment", ""))
                 finally:
-                    st.inflight -= req.op == "compute"
+                    st.inflight -= work
                 await fs.send(answer, write_timeout)
         finally:
             st.active_streams -= 1
@@ -327,6 +337,21 @@ class ComputeClient:
             if fid != c.fragment_id:
                 raise ProtocolError(f"result for {fid[:12]} where {c.fragment_id[:12]} was asked")
         return [r for _, r in resp.results]
+
+    async def run(self, peer: ID | str, session_id: str, run: RunLike, *,
+                  activation_dtype: str = DEFAULT_ACTIVATION_DTYPE, timeout: float | None = None) -> WireRunResult:
+        """Consecutive dense phases held by ``peer`` in one message: h after them (and the attention
+        inputs, asked for). ``activation_dtype`` is the rounding the peer applies inside the run."""
+        resp = await self.request(
+            peer, session_id,
+            lambda i: encode_request(i, session_id, "run", run=run, activation_dtype=activation_dtype), timeout)
+        if resp.op != "run" or resp.run is None:
+            raise ProtocolError(f"expected a run result, got {resp.op}")
+        n_attn = sum(ph.kind == "attention" for ph in run.phases) if run.attention_inputs else 0
+        if resp.run.h.shape != np.shape(run.h) or len(resp.run.attention_inputs) != n_attn:
+            raise ProtocolError(f"run result h {list(resp.run.h.shape)} with {len(resp.run.attention_inputs)} "
+                                f"attention inputs for h {list(np.shape(run.h))} and {n_attn} attention phases")
+        return resp.run
 
     async def fan_out(
         self,

@@ -6,7 +6,15 @@
 |                             | also measures it); each fragment is then pinned to its fastest holder  |
 |                             | (KV caches live there), load spread by a small per-fragment penalty    |
 | call(s, calls) (one phase)  | calls grouped by pinned peer: one message per peer, all peers at once  |
+| span(s, phases)             | how many leading phases have every fragment pinned to one peer         |
+| run(s, run)                 | those phases in one `run` message to that peer (layer chaining)        |
 | close_session(s)            | `close` on every peer opened, streams closed                           |
+
+Pinning for runs: the dense layers' fragments (``order``, in phase order) are pinned as few
+consecutive stretches as possible: at each point the live holder that holds the longest stretch
+from there on is chosen (fastest first among equals), which is the classic greedy cover and gives
+the fewest peer changes per token. The other fragments (vocabulary, MoE experts) are pinned to the
+fastest holder with a load penalty, so a logits phase fans out over several peers.
 
 Streams are reused per (peer, session) by ComputeClient. Activations travel in ``wire_dtype``:
 ClientConfig's default is float16 (half the bytes); float32 makes the distributed output equal the
@@ -27,7 +35,7 @@ import multiaddr
 import numpy as np
 import trio
 
-from ..engine.interface import ShardCall, ShardResult
+from ..engine.interface import RunCall, RunResult, ShardCall, ShardResult
 from ..errors import MissingFragment, NetworkError, SessionError
 from ..net.framed import to_peer_id
 from ..net.peers import PeerState, PeerTable
@@ -53,29 +61,62 @@ def from_wire(r: WireResult) -> ShardResult:
 
 
 def choose_replicas(providers: Mapping[str, Sequence[str]], rtt: Mapping[str, float],
-                    penalty: float = LOAD_PENALTY_S) -> dict[str, str]:
-    """Pin each fragment to one live holder: lowest measured round trip + penalty × fragments pinned.
+                    penalty: float = LOAD_PENALTY_S, order: Sequence[str] = ()) -> dict[str, str]:
+    """Pin each fragment to one live holder.
 
+    The fragments of ``order`` (consecutive phases, in order) go in stretches: at each point, the live
+    holder of the longest stretch of them from there on, then lowest round trip + load penalty. Every
+    other fragment: lowest measured round trip + penalty × fragments pinned to that peer so far.
     Pure and deterministic (ties broken by peer id). Fragments without a live holder are left out.
     """
     pinned: dict[str, str] = {}
     load: dict[str, int] = {}
-    for fid in sorted(providers):
-        live = [p for p in providers[fid] if p in rtt]
-        if not live:
+
+    def live(fid: str) -> list[str]:
+        return [p for p in providers.get(fid, ()) if p in rtt]
+
+    def cost(p: str) -> tuple[float, str]:
+        return rtt[p] + penalty * load.get(p, 0), p
+
+    def pin(fid: str, peer: str) -> None:
+        pinned[fid] = peer
+        load[peer] = load.get(peer, 0) + 1
+
+    chain = [f for f in order if f in providers]
+    i = 0
+    while i < len(chain):
+        cands = live(chain[i])
+        if not cands:
+            i += 1
             continue
-        best = min(live, key=lambda p: (rtt[p] + penalty * load.get(p, 0), p))
-        pinned[fid] = best
-        load[best] = load.get(best, 0) + 1
+
+        def reach(p: str) -> int:
+            j = i
+            while j < len(chain) and p in live(chain[j]):
+                j += 1
+            return j
+
+        ends = {p: reach(p) for p in cands}
+        best = min(cands, key=lambda p: (-ends[p], cost(p)))
+        for fid in chain[i:ends[best]]:
+            pin(fid, best)
+        i = ends[best]
+    for fid in sorted(providers):
+        if fid not in pinned:
+            cands = live(fid)
+            if cands:
+                pin(fid, min(cands, key=cost))
     return pinned
 
 
 @dataclass
 class BackendStats:
-    phases: int = 0
+    phases: int = 0              # sequential network phases (a run counts as one)
     messages: int = 0
-    calls: int = 0
-    seconds: float = 0.0         # wall time inside call(): network + remote compute
+    calls: int = 0               # shard calls (a run's count every shard of its phases)
+    runs: int = 0
+    run_phases: int = 0          # layer phases computed inside runs
+    seconds: float = 0.0         # wall time inside call() and run(): network + remote compute
 
 
 @dataclass
@@ -92,6 +133,7 @@ class NetworkBackend:
     providers: dict[str, list[str]]                 # fragment id -> peer ids (base58), from DHT + announcements
     wire_dtype: str = "float32"
     table: PeerTable | None = None                  # heartbeat view: announced holders, suspect/dead peers
+    order: list[str] = field(default_factory=list)  # dense layers' fragments in phase order (ModelLayout.run_order)
     stats: BackendStats = field(default_factory=BackendStats)
     sessions: dict[str, _Session] = field(default_factory=dict)
 
@@ -136,7 +178,7 @@ class NetworkBackend:
             for peer in self.peers():
                 if self.usable(peer):
                     n.start_soon(open_on, peer)
-        pinned = choose_replicas(self.providers, rtt)
+        pinned = choose_replicas(self.providers, rtt, order=self.order)
         self.sessions[session_id] = _Session(pinned, sorted(rtt))
 
     def used_peers(self, session_id: str) -> list[str]:
@@ -185,6 +227,48 @@ class NetworkBackend:
         self.stats.messages += len(groups)
         self.stats.calls += len(calls)
         return out  # type: ignore[return-value]
+
+    # --- runs (layer chaining) ------------------------------------------------
+    def runnable(self, session_id: str, peer: str, fragments: Sequence[str]) -> bool:
+        """Whether ``peer`` can take these fragments' phase inside a run now (FailoverBackend: not while
+        a replay is owed to one of them)."""
+        return True
+
+    def span(self, session_id: str, phases: Sequence[Sequence[str]]) -> int:
+        """How many leading phases have every fragment pinned to one and the same peer (at least 1)."""
+        s = self.sessions.get(session_id)
+        if s is None:
+            return 1
+        peer, n = None, 0
+        for frags in phases:
+            held = {s.pinned.get(f) for f in frags}
+            p = held.pop() if len(held) == 1 else None
+            if p is None or (peer is not None and p != peer) or not self.runnable(session_id, p, frags):
+                break
+            peer, n = p, n + 1
+        return max(n, 1)
+
+    async def run(self, session_id: str, run: RunCall) -> RunResult | None:
+        """The run's phases in one message to the peer they are pinned to (``span`` chose them)."""
+        s = self.sessions.get(session_id)
+        if s is None:
+            raise SessionError(f"session {session_id} was not opened on the network backend")
+        first = run.phases[0].fragment_ids[0]
+        peer = s.pinned.get(first)
+        if peer is None:
+            raise MissingFragment(first, "no reachable peer holds it")
+        t0 = time.perf_counter()
+        r = await self.rpc.run(peer, session_id, run, activation_dtype=self.wire_dtype)
+        self.count_run(run, time.perf_counter() - t0)
+        return RunResult(r.h, r.attention_inputs)
+
+    def count_run(self, run: RunCall, seconds: float) -> None:
+        self.stats.seconds += seconds
+        self.stats.phases += 1
+        self.stats.messages += 1
+        self.stats.runs += 1
+        self.stats.run_phases += len(run.phases)
+        self.stats.calls += sum(len(ph.fragment_ids) for ph in run.phases)
 
     async def close_session(self, session_id: str) -> None:
         s = self.sessions.pop(session_id, None)

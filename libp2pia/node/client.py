@@ -235,7 +235,8 @@ class NetworkClient:
                 fresh = await find_providers(dht, [fid], REDISCOVER_TIMEOUT_S, net.peer_id.to_base58(), table)
                 return fresh.get(fid, [])
 
-            backend = FailoverBackend(rpc, providers, cfg.wire_dtype, table, reach=reach, rediscover=rediscover)
+            backend = FailoverBackend(rpc, providers, cfg.wire_dtype, table, order=layout.run_order(), reach=reach,
+                                      rediscover=rediscover)
             try:
                 yield cls(net, dht, manifest, tokenizer, layout, backend)
             finally:

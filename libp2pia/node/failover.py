@@ -14,6 +14,10 @@ The engine's Backend over the network, with replicas (extends node.backend.Netwo
 |                                        | the same cache, so the tokens do not change)                      |
 | no live replica left                   | MissingFragment naming the fragment (never a hang: every call is   |
 |                                        | bounded by the client's request timeout)                           |
+| a run (several phases on one peer)     | P is marked down and ``run`` returns None: the engine plans the    |
+| fails                                  | same phases again; their fragments, pinned to a down peer, go     |
+|                                        | phase by phase through ``call`` (re-pinning and replay as above)  |
+|                                        | and join runs again once their replays are done                   |
 
 The attention history is the engine's own (``Session.attn_inputs``, kept per layer for exactly this
 purpose): :meth:`FailoverBackend.track` links the engine session to the backend, so the inputs are
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +37,7 @@ import numpy as np
 import trio
 
 from ..engine.client import Session
-from ..engine.interface import ShardCall, ShardResult
+from ..engine.interface import RunCall, RunResult, ShardCall, ShardResult
 from ..errors import MissingFragment, NetworkError, SessionError
 from .backend import NetworkBackend, _Session, from_wire, to_wire
 
@@ -183,6 +188,25 @@ class FailoverBackend(NetworkBackend):
             return cand
         return None
 
+    # --- runs -----------------------------------------------------------------
+    def runnable(self, session_id: str, peer: str, fragments: Sequence[str]) -> bool:
+        """Not on a down peer, and no attention replay owed for these fragments (replays go phase by phase)."""
+        pending = self.pending_replay.get(session_id, set())
+        return peer not in self.down and not any(f in pending for f in fragments)
+
+    async def run(self, session_id: str, run: RunCall) -> RunResult | None:
+        """NetworkBackend.run; if the peer fails it is marked down and None tells the engine to re-plan."""
+        s = self.sessions.get(session_id)
+        peer = s.pinned.get(run.phases[0].fragment_ids[0]) if s is not None else None
+        try:
+            return await super().run(session_id, run)
+        except NetworkError as exc:
+            if peer is None:
+                raise
+            ev = self.mark_down(peer, f"{type(exc).__name__}: {exc}")
+            ev.seconds = time.monotonic() - ev.at
+            return None
+
     # --- one phase ------------------------------------------------------------
     async def call(self, session_id: str, calls: list[ShardCall]) -> list[ShardResult]:
         s = self.sessions.get(session_id)
@@ -258,6 +282,7 @@ class FailoverBackend(NetworkBackend):
                 ev.replayed_layers += len(replayed)
                 ev.replay_rows += sum(int(c.x.shape[0]) for c in replay)
                 ev.replay_seconds += time.perf_counter() - t0
+                ev.seconds = max(ev.seconds, time.monotonic() - ev.at)   # a run's failure ends with its replays
 
 
 def failover_summary(events: list[FailoverEvent]) -> list[dict[str, Any]]:

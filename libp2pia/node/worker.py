@@ -9,9 +9,13 @@ Start-up, in this order (a peer is announced only when it can answer at full spe
     5. join the DHT through the bootstrap nodes, provide every fragment held, publish the manifest
     6. report readiness (task_status.started) and print a status line every `status_period`
 
-Compute runs in a worker thread (`trio.to_thread.run_sync`) so the event loop keeps serving
-yamux window updates, other peers and the DHT while numba kernels run. One compute thread
-per worker: the machine's cores are shared with the other peers.
+Compute requests carry one phase's calls, or a run: consecutive dense phases whose shards are all
+held here, computed with the core fragment's norms (engine.local.execute_run) so that a decode
+step costs one round trip per worker instead of two per layer. Prompt-sized batches run in a
+worker thread (`trio.to_thread.run_sync`) so the event loop keeps serving yamux window updates,
+other peers and the DHT while numba kernels run; decode-sized ones run on the event loop (a
+thread hand-off costs more than they do). One compute thread per worker: the machine's cores are
+shared with the other peers.
 """
 
 from __future__ import annotations
@@ -19,17 +23,17 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import trio
 
-from ..engine.interface import ShardCall
+from ..engine.interface import RunCall, RunPhase, ShardCall
 from ..engine.loader import ManifestSource, client_data
-from ..engine.local import close_session, execute, execute_all
+from ..engine.local import close_session, execute, execute_all, execute_run
 from ..errors import Libp2piaError, MissingFragment, NetworkError, PeerUnavailable, SessionError
 from ..limits import (
     DEFAULT_CONTEXT_LENGTH, DEFAULT_HEARTBEAT_PERIOD_S, DEFAULT_WORKER_STORAGE_BYTES, INLINE_COMPUTE_MAX_ROWS,
@@ -38,6 +42,7 @@ from ..limits import (
 from ..model.attention import AttentionShard
 from ..model.build import COMPUTE_ROLES, Shard, build_shard
 from ..model.ffn import FFNShard
+from ..model.residual import Residual
 from ..model.vocab import VocabShard
 from ..net.dht import Dht
 from ..net.gossip import Gossip, Heartbeats
@@ -48,12 +53,14 @@ from ..net.rpc import ServerStats, compute_handler
 from ..net.transfer import PROTOCOL_ID as FRAGMENT_PROTOCOL
 from ..net.transfer import fragment_handler
 from ..wire.announce import Announcement
-from ..wire.compute import WireCall, WireResult
+from ..wire.compute import WireCall, WireResult, WireRun, WireRunResult
+from ..wire.tensor import wire_round
 from .services import start_gossip
 from .nat import worker_nat
 from .store import FragmentStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Seconds between two status lines of a worker.
 STATUS_PERIOD_S = 30.0
@@ -124,6 +131,7 @@ class Worker:
     store: FragmentStore
     shards: dict[str, Shard]
     n_embd: int
+    residual: Residual | None = None      # the core fragment's norms: runs of consecutive phases
     sessions: dict[tuple[str, str], float] = field(default_factory=dict)   # (peer, session) -> opened at
     stats: ServerStats = field(default_factory=ServerStats)
     served_calls: int = 0
@@ -141,7 +149,7 @@ class Worker:
         for i, entry in enumerate(src.fragments):
             if entry["id"] in store.held and entry["role"] in COMPUTE_ROLES:
                 shards[entry["id"]] = build_shard(cfg, entry, src.tensors(i), norms, context_limit)
-        return cls(store, shards, cfg.n_embd)
+        return cls(store, shards, cfg.n_embd, Residual(cfg, norms))
 
     def warmup(self) -> float:
         """One throwaway call per shard: kernels compiled or loaded from numba's cache, weights paged in."""
@@ -165,26 +173,48 @@ class Worker:
             for shard in self.shards.values():
                 close_session(shard, key)
 
-    async def compute(self, peer: str, session_id: str, calls: list[WireCall]) -> list[WireResult]:
+    def _check(self, peer: str, session_id: str, fragment_ids: Sequence[str]) -> None:
         if (peer, session_id) not in self.sessions:
             raise SessionError(f"session {session_id} is not open on this worker")
-        for c in calls:
-            if c.fragment_id not in self.shards:
-                raise MissingFragment(c.fragment_id, "not held by this worker")
+        for fid in fragment_ids:
+            if fid not in self.shards:
+                raise MissingFragment(fid, "not held by this worker")
+
+    async def compute(self, peer: str, session_id: str, calls: list[WireCall]) -> list[WireResult]:
+        self._check(peer, session_id, [c.fragment_id for c in calls])
         key = self._key(peer, session_id)
         shard_calls = [ShardCall(c.fragment_id, c.kind, c.layer, c.positions, c.x, c.weight, c.top_k, c.embeddings)
                        for c in calls]
 
-        def run() -> list[WireResult]:
+        def work() -> list[WireResult]:
             return [WireResult(r.y, r.ids, r.embeddings)
                     for r in execute_all(self.shards.__getitem__, key, shard_calls)]
 
-        if sum(len(c.positions) for c in calls) <= INLINE_COMPUTE_MAX_ROWS:
-            ys = run()      # a decode step: shorter than a thread hand-off (limits.INLINE_COMPUTE_MAX_ROWS)
-        else:
-            ys = await trio.to_thread.run_sync(run, limiter=self.limiter)
+        ys = await self._compute(work, sum(len(c.positions) for c in calls))
         self.served_calls += len(calls)
         return ys
+
+    async def run(self, peer: str, session_id: str, run: WireRun, dtype: str) -> WireRunResult:
+        """Consecutive dense phases on held shards (engine.local.execute_run, rounding as the wire does)."""
+        if self.residual is None:
+            raise SessionError("this worker has no core data: it serves single phases only")
+        self._check(peer, session_id, [f for ph in run.phases for f in ph.fragment_ids])
+        key = self._key(peer, session_id)
+        call = RunCall([RunPhase(ph.kind, ph.layer, ph.fragment_ids) for ph in run.phases], run.positions, run.h,
+                       run.attention_inputs)
+
+        def compute() -> WireRunResult:
+            r = execute_run(self.shards.__getitem__, key, self.residual, call, lambda a: wire_round(a, dtype))
+            return WireRunResult(r.h, r.attention_inputs)
+
+        out = await self._compute(compute, len(run.positions))
+        self.served_calls += sum(len(ph.fragment_ids) for ph in run.phases)
+        return out
+
+    async def _compute(self, fn: Callable[[], T], rows: int) -> T:
+        if rows <= INLINE_COMPUTE_MAX_ROWS:
+            return fn()     # a decode step: shorter than a thread hand-off (limits.INLINE_COMPUTE_MAX_ROWS)
+        return await trio.to_thread.run_sync(fn, limiter=self.limiter)
 
     def status(self) -> str:
         return (f"{len(self.store.held)} fragments ({self.store.bytes_held / 2**20:.1f} MiB), "

@@ -8,6 +8,7 @@ the worker answers each with one ``Response`` frame carrying the same id.
 | open         | ack / error                    | create per-session state (KV caches) |
 | compute      | compute (one result per call) / error | one phase's calls for this peer |
 | close        | ack / error                    | drop the session's state             |
+| run          | run (h after the phases) / error | consecutive dense phases in one go  |
 
 Decoders raise ProtocolError for anything malformed; the engine-facing
 dataclasses here mirror ``libp2pia.engine``'s ShardCall/ShardResult field by
@@ -24,7 +25,9 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import ProtocolError, RemoteError
-from ..limits import FRAGMENT_ID_CHARS, MAX_CALLS_PER_REQUEST, MAX_LOGITS_TOP_K, MAX_SESSION_ID_CHARS
+from ..limits import (
+    FRAGMENT_ID_CHARS, MAX_CALLS_PER_REQUEST, MAX_LOGITS_TOP_K, MAX_RUN_PHASES, MAX_SESSION_ID_CHARS,
+)
 from . import libp2pia_pb2 as pb
 from .tensor import DEFAULT_ACTIVATION_DTYPE, DTYPE_NAMES, FLOAT_DTYPES, decode_tensor, dtype_code, encode_tensor
 
@@ -51,6 +54,9 @@ _HEX_ID = re.compile(rf"[0-9a-f]{{{FRAGMENT_ID_CHARS}}}")
 _SESSION_ID = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_SESSION_ID_CHARS}}}")
 
 CallKind = Literal["embed", "attention", "ffn", "logits"]
+Op = Literal["open", "compute", "close", "run"]
+#: the phase kinds a run may hold (dense layers: an MoE FFN phase needs the client's router)
+RUN_KINDS = ("attention", "ffn")
 
 
 class CallLike(Protocol):
@@ -89,12 +95,49 @@ class WireResult:
 
 
 @dataclass
+class WirePhase:
+    """One phase of a run (same fields as engine.RunPhase)."""
+
+    kind: CallKind  # "attention" or "ffn"
+    layer: int
+    fragment_ids: list[str]
+
+
+@dataclass
+class WireRun:
+    """A decoded run request (same fields as engine.RunCall)."""
+
+    phases: list[WirePhase]
+    positions: np.ndarray  # int32 [n]
+    h: np.ndarray  # float32 [n, d] residual stream in
+    attention_inputs: bool = True
+
+
+@dataclass
+class WireRunResult:
+    """A run's answer (same fields as engine.RunResult)."""
+
+    h: np.ndarray  # float32 [n, d]
+    attention_inputs: list[np.ndarray] = field(default_factory=list)  # [n, d] each
+
+
+class RunLike(Protocol):
+    """What ``encode_request`` needs of a run (engine.RunCall satisfies it)."""
+
+    phases: list  # of objects with kind, layer, fragment_ids
+    positions: np.ndarray
+    h: np.ndarray
+    attention_inputs: bool
+
+
+@dataclass
 class Request:
     id: int
     session_id: str
-    op: Literal["open", "compute", "close"]
+    op: Op
     calls: list[WireCall] = field(default_factory=list)
-    result_dtype: str = DEFAULT_ACTIVATION_DTYPE
+    result_dtype: str = DEFAULT_ACTIVATION_DTYPE  # compute: the answers' dtype; run: the rounding dtype
+    run: WireRun | None = None
 
 
 @dataclass
@@ -111,9 +154,10 @@ class WireError:
 @dataclass
 class Response:
     id: int
-    op: Literal["compute", "ack", "error"]
+    op: Literal["compute", "ack", "error", "run"]
     results: list[tuple[str, WireResult]] = field(default_factory=list)  # (fragment_id, result)
     error: WireError | None = None
+    run: WireRunResult | None = None
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -147,15 +191,29 @@ def parse_pb(cls: type, data: bytes, what: str):  # noqa: ANN201 - returns a `cl
 def encode_request(
     req_id: int,
     session_id: str,
-    op: Literal["open", "compute", "close"],
+    op: Op,
     calls: Iterable[CallLike] = (),
     *,
     activation_dtype: str = DEFAULT_ACTIVATION_DTYPE,
     result_dtype: str = DEFAULT_ACTIVATION_DTYPE,
+    run: RunLike | None = None,
 ) -> bytes:
-    """Serialize one request (calls only for op="compute")."""
+    """Serialize one request (calls only for op="compute", ``run`` only for op="run": its h travels
+    in float32, ``activation_dtype`` is the rounding the peer applies inside the run)."""
     msg = pb.Request(id=req_id, session_id=check_session_id(session_id))
-    if op == "open":
+    if op == "run":
+        if run is None:
+            raise ProtocolError("a run request needs its run")
+        pr = msg.run
+        for ph in run.phases:
+            if ph.kind not in RUN_KINDS:
+                raise ProtocolError(f"a run cannot hold a {ph.kind!r} phase")
+            pr.phases.add(kind=KINDS[ph.kind], layer=int(ph.layer), fragment_ids=list(ph.fragment_ids))
+        pr.positions.extend(np.asarray(run.positions, dtype=np.int64).ravel().tolist())
+        pr.h.CopyFrom(encode_tensor(run.h, "float32"))
+        pr.attention_inputs = bool(run.attention_inputs)
+        pr.activation_dtype = dtype_code(activation_dtype)
+    elif op == "open":
         msg.open.SetInParent()
     elif op == "close":
         msg.close.SetInParent()
@@ -188,9 +246,7 @@ def _decode_call(pc: pb.ShardCall) -> WireCall:
         raise ProtocolError(f"shard call for {fid[:12]} has no valid kind ({pc.kind})")
     if not pc.HasField("x"):
         raise ProtocolError(f"shard call for {fid[:12]} has no input tensor")
-    positions = np.asarray(pc.positions, dtype=np.int32)
-    if positions.size and positions.min() < 0:
-        raise ProtocolError("negative token position")
+    positions = _positions(pc.positions)
     if kind == "embed":
         x = decode_tensor(pc.x, allowed=("int32",))
         if x.ndim != 1:
@@ -212,6 +268,44 @@ def _decode_call(pc: pb.ShardCall) -> WireCall:
     return WireCall(fid, kind, layer, positions, x, weight, int(pc.top_k), bool(pc.embeddings))
 
 
+def _positions(values: Iterable[int]) -> np.ndarray:
+    positions = np.asarray(values, dtype=np.int32)
+    if positions.size and positions.min() < 0:
+        raise ProtocolError("negative token position")
+    return positions
+
+
+def _float_dtype(code: int) -> str:
+    name = DTYPE_NAMES.get(code or pb.Tensor.FLOAT16)
+    if name not in FLOAT_DTYPES:
+        raise ProtocolError(f"dtype code {code} is not a float dtype")
+    return name
+
+
+def _decode_run(pr: pb.RunRequest) -> WireRun:
+    if not pr.phases:
+        raise ProtocolError("run request without phases")
+    if len(pr.phases) > MAX_RUN_PHASES:
+        raise ProtocolError(f"{len(pr.phases)} phases in one run (limit {MAX_RUN_PHASES})")
+    if sum(len(ph.fragment_ids) for ph in pr.phases) > MAX_CALLS_PER_REQUEST:
+        raise ProtocolError(f"more than {MAX_CALLS_PER_REQUEST} shards in one run")
+    phases = []
+    for ph in pr.phases:
+        kind = KIND_NAMES.get(ph.kind)
+        if kind not in RUN_KINDS:
+            raise ProtocolError(f"run phase of kind {kind or ph.kind!r} (only {' and '.join(RUN_KINDS)})")
+        if not ph.fragment_ids:
+            raise ProtocolError(f"{kind} phase of layer {ph.layer} without fragments")
+        phases.append(WirePhase(kind, int(ph.layer), [check_fragment_id(f) for f in ph.fragment_ids]))
+    if not pr.HasField("h"):
+        raise ProtocolError("run request without its residual stream")
+    h = decode_tensor(pr.h, allowed=FLOAT_DTYPES)
+    positions = _positions(pr.positions)
+    if h.ndim != 2 or h.shape[0] != positions.size:
+        raise ProtocolError(f"residual stream of shape {list(h.shape)} for {positions.size} positions")
+    return WireRun(phases, positions, h, bool(pr.attention_inputs))
+
+
 def decode_request(data: bytes) -> Request:
     """Parse and validate one request frame; ProtocolError on anything malformed."""
     msg = parse_pb(pb.Request, data, "request")
@@ -219,16 +313,15 @@ def decode_request(data: bytes) -> Request:
     if op is None:
         raise ProtocolError("request without a body")
     sid = check_session_id(msg.session_id)
+    if op == "run":
+        return Request(msg.id, sid, "run", result_dtype=_float_dtype(msg.run.activation_dtype), run=_decode_run(msg.run))
     if op != "compute":
         return Request(msg.id, sid, op)
     if not msg.compute.calls:
         raise ProtocolError("compute request without calls")
     if len(msg.compute.calls) > MAX_CALLS_PER_REQUEST:
         raise ProtocolError(f"{len(msg.compute.calls)} calls in one request (limit {MAX_CALLS_PER_REQUEST})")
-    rd = msg.compute.result_dtype or pb.Tensor.FLOAT16
-    result_dtype = DTYPE_NAMES.get(rd)
-    if result_dtype not in FLOAT_DTYPES:
-        raise ProtocolError(f"result dtype code {rd} is not a float dtype")
+    result_dtype = _float_dtype(msg.compute.result_dtype)
     return Request(msg.id, sid, "compute", [_decode_call(pc) for pc in msg.compute.calls], result_dtype)
 
 
@@ -248,6 +341,16 @@ def encode_results(req_id: int, results: Iterable[tuple[str, WireResult | np.nda
             pr.ids.CopyFrom(encode_tensor(np.asarray(res.ids, dtype=np.int32), "int32"))
         if res.embeddings is not None:
             pr.embeddings.CopyFrom(encode_tensor(np.asarray(res.embeddings, dtype=np.float32), dtype))
+    return msg.SerializeToString()
+
+
+def encode_run_result(req_id: int, result: WireRunResult, dtype: str) -> bytes:
+    """A run's answer: h in float32 (the residual stream keeps full precision), the attention inputs
+    in ``dtype`` (they were rounded to it inside the run, so this loses nothing)."""
+    msg = pb.Response(id=req_id)
+    msg.run.h.CopyFrom(encode_tensor(np.asarray(result.h, np.float32), "float32"))
+    for x in result.attention_inputs:
+        msg.run.attention_inputs.add().CopyFrom(encode_tensor(np.asarray(x, np.float32), dtype))
     return msg.SerializeToString()
 
 
@@ -275,6 +378,16 @@ def decode_response(data: bytes) -> Response:
         raise ProtocolError("response without a body")
     if op == "ack":
         return Response(msg.id, "ack")
+    if op == "run":
+        if not msg.run.HasField("h"):
+            raise ProtocolError("run result without its residual stream")
+        h = decode_tensor(msg.run.h, allowed=FLOAT_DTYPES)
+        if h.ndim != 2:
+            raise ProtocolError(f"run result of shape {list(h.shape)} (wants [n, d])")
+        inputs = [decode_tensor(t, allowed=FLOAT_DTYPES) for t in msg.run.attention_inputs]
+        if any(x.shape != h.shape for x in inputs):
+            raise ProtocolError(f"run attention inputs of shapes {[list(x.shape) for x in inputs]} for h {list(h.shape)}")
+        return Response(msg.id, "run", run=WireRunResult(h, inputs))
     if op == "error":
         code = ERROR_NAMES.get(msg.error.code)
         if code is None:

@@ -111,6 +111,38 @@ class ComputeResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[ShardResult]
     def __init__(self, results: _Optional[_Iterable[_Union[ShardResult, _Mapping]]] = ...) -> None: ...
 
+class RunPhase(_message.Message):
+    __slots__ = ("kind", "layer", "fragment_ids")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LAYER_FIELD_NUMBER: _ClassVar[int]
+    FRAGMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    kind: ShardCall.Kind
+    layer: int
+    fragment_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[_Union[ShardCall.Kind, str]] = ..., layer: _Optional[int] = ..., fragment_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RunRequest(_message.Message):
+    __slots__ = ("phases", "positions", "h", "attention_inputs", "activation_dtype")
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    H_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATION_DTYPE_FIELD_NUMBER: _ClassVar[int]
+    phases: _containers.RepeatedCompositeFieldContainer[RunPhase]
+    positions: _containers.RepeatedScalarFieldContainer[int]
+    h: Tensor
+    attention_inputs: bool
+    activation_dtype: Tensor.DType
+    def __init__(self, phases: _Optional[_Iterable[_Union[RunPhase, _Mapping]]] = ..., positions: _Optional[_Iterable[int]] = ..., h: _Optional[_Union[Tensor, _Mapping]] = ..., attention_inputs: _Optional[bool] = ..., activation_dtype: _Optional[_Union[Tensor.DType, str]] = ...) -> None: ...
+
+class RunResponse(_message.Message):
+    __slots__ = ("h", "attention_inputs")
+    H_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    h: Tensor
+    attention_inputs: _containers.RepeatedCompositeFieldContainer[Tensor]
+    def __init__(self, h: _Optional[_Union[Tensor, _Mapping]] = ..., attention_inputs: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
+
 class OpenSession(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -124,30 +156,34 @@ class SessionAck(_message.Message):
     def __init__(self) -> None: ...
 
 class Request(_message.Message):
-    __slots__ = ("id", "session_id", "compute", "open", "close")
+    __slots__ = ("id", "session_id", "compute", "open", "close", "run")
     ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_FIELD_NUMBER: _ClassVar[int]
     OPEN_FIELD_NUMBER: _ClassVar[int]
     CLOSE_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
     id: int
     session_id: str
     compute: ComputeRequest
     open: OpenSession
     close: CloseSession
-    def __init__(self, id: _Optional[int] = ..., session_id: _Optional[str] = ..., compute: _Optional[_Union[ComputeRequest, _Mapping]] = ..., open: _Optional[_Union[OpenSession, _Mapping]] = ..., close: _Optional[_Union[CloseSession, _Mapping]] = ...) -> None: ...
+    run: RunRequest
+    def __init__(self, id: _Optional[int] = ..., session_id: _Optional[str] = ..., compute: _Optional[_Union[ComputeRequest, _Mapping]] = ..., open: _Optional[_Union[OpenSession, _Mapping]] = ..., close: _Optional[_Union[CloseSession, _Mapping]] = ..., run: _Optional[_Union[RunRequest, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("id", "compute", "ack", "error")
+    __slots__ = ("id", "compute", "ack", "error", "run")
     ID_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
     id: int
     compute: ComputeResponse
     ack: SessionAck
     error: Error
-    def __init__(self, id: _Optional[int] = ..., compute: _Optional[_Union[ComputeResponse, _Mapping]] = ..., ack: _Optional[_Union[SessionAck, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    run: RunResponse
+    def __init__(self, id: _Optional[int] = ..., compute: _Optional[_Union[ComputeResponse, _Mapping]] = ..., ack: _Optional[_Union[SessionAck, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., run: _Optional[_Union[RunResponse, _Mapping]] = ...) -> None: ...
 
 class Announcement(_message.Message):
     __slots__ = ("peer_id", "addrs", "fragments", "load", "uptime_s", "model_id", "seq", "sessions", "storage_free_bytes")

@@ -55,6 +55,28 @@ def _from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
     return (bits.astype("<u4") << 16).view("<f4")
 
 
+def _as_float16(a: np.ndarray) -> np.ndarray | None:
+    """``a`` as little-endian float16, or None if a finite value is beyond float16's range (65504)."""
+    with np.errstate(over="ignore"):
+        h = np.ascontiguousarray(a, dtype="<f2")
+    return h if np.array_equal(np.isfinite(h), np.isfinite(a)) else None
+
+
+def wire_round(arr: np.ndarray, dtype: str) -> np.ndarray:
+    """The float32 values ``arr`` has after an encode/decode round trip in ``dtype`` (a fresh array):
+    what a worker computing several phases in one run uses where the phase-by-phase path would have
+    sent the tensor over the wire, so both paths compute the same numbers."""
+    a = np.asarray(arr, np.float32)
+    if dtype == "float16":
+        h = _as_float16(a)
+        return a.copy() if h is None else h.astype(np.float32)
+    if dtype == "bfloat16":
+        return _from_bfloat16_bits(_to_bfloat16_bits(a)).reshape(a.shape)
+    if dtype == "float32":
+        return a.copy()
+    raise ProtocolError(f"{dtype!r} is not a float wire dtype ({', '.join(FLOAT_DTYPES)})")
+
+
 def encode_tensor(arr: np.ndarray, dtype: str | None = None) -> pb.Tensor:
     """Encode ``arr``. Floats default to float16; integer arrays travel as int32."""
     a = np.asarray(arr)
@@ -70,9 +92,8 @@ def encode_tensor(arr: np.ndarray, dtype: str | None = None) -> pb.Tensor:
     elif dtype == "bfloat16":
         data = _to_bfloat16_bits(a.astype(np.float32, copy=False)).tobytes()
     elif dtype == "float16":
-        with np.errstate(over="ignore"):
-            h = np.ascontiguousarray(a, dtype="<f2")
-        if not np.array_equal(np.isfinite(h), np.isfinite(a)):
+        h = _as_float16(a)
+        if h is None:
             # A finite value beyond float16's range (65504) would arrive as inf:
             # send this tensor as float32 instead (exact, twice the bytes).
             return encode_tensor(a, "float32")
