@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from libp2pia.errors import RemoteError, SessionError  # noqa: E402
-from libp2pia.wire.compute import WireCall  # noqa: E402
+from libp2pia.wire.compute import WireCall, WireRun, WireRunResult  # noqa: E402
 
 #: Fragment ids the toy service knows.
 TOY_FRAGMENTS = ("1" * 64, "2" * 64)
@@ -60,6 +60,21 @@ class ToyService:
             x = c.x.astype(np.float32).reshape(len(c.positions), -1)
             out.append(2 * x + c.layer)
         return out
+
+    async def run(self, peer: str, session_id: str, run: WireRun, dtype: str) -> WireRunResult:
+        """Toy run: h += layer per fragment of each phase; an attention phase's input is h before it."""
+        if (peer, session_id) not in self.sessions:
+            raise SessionError(f"session {session_id} is not open")
+        h, inputs = run.h.astype(np.float32), []
+        for ph in run.phases:
+            if ph.kind == "attention" and run.attention_inputs:
+                inputs.append(h.copy())
+            for fid in ph.fragment_ids:
+                if fid not in TOY_FRAGMENTS:
+                    raise RemoteError("UNKNOWN_SHARD", "not held here")
+                self.calls += 1
+                h = h + ph.layer
+        return WireRunResult(h, inputs)
 
 
 # ---------------------------------------------------------------- parent side

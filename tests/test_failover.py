@@ -67,13 +67,18 @@ async def test_killing_the_attention_holder_mid_session_keeps_the_tokens(
                     fid, peer = attention_holder(client, client.layout.cfg.n_layer // 2)
                     swarm.kill_worker(worker_of(swarm, peer))
                     killed_at = time.monotonic()
+                    runs_at_kill = client.backend.stats.runs
             events = client.backend.events
+            runs_after = client.backend.stats.runs - runs_at_kill
     assert killed_at is not None
     assert got == expected
     assert events and events[0].peer == peer
     assert fid in events[0].moved or any(fid in e.moved for e in events)
     assert sum(e.replayed_layers for e in events) >= 1        # the attention cache was rebuilt by replay
     assert sum(e.replay_rows for e in events) >= len(ids) + KILL_AFTER - 1
+    # layers held together are computed as runs (the victim was serving one); once the replays are
+    # done the rest of the answer goes in runs again, on the replicas
+    assert runs_at_kill >= KILL_AFTER - 1 and runs_after >= N_TOKENS - KILL_AFTER - 1
 
 
 async def test_all_replicas_gone_is_a_clear_error_not_a_hang(swarm: LocalSwarm, gemma_local,

@@ -57,6 +57,36 @@ async def test_round_trips_sessions_and_typed_errors() -> None:
             assert c.rtt(server.peer_id) is not None
 
 
+async def test_runs_round_trip_and_typed_errors() -> None:
+    """A run (several phases in one request) over real hosts: h in float32 both ways, the attention
+    inputs in the activation dtype, unknown shards and sessions as typed errors."""
+    from libp2pia.engine.interface import RunCall, RunPhase
+
+    with trio.fail_after(30):
+        async with open_host() as server, open_host() as client_host:
+            server.handle(PROTOCOL_ID, compute_handler(ToyService()))
+            await client_host.connect(server.addrs[0])
+            c = ComputeClient(client_host)
+            h = np.random.default_rng(1).standard_normal((2, 8)).astype(np.float32)
+            run = RunCall([RunPhase("attention", 3, [F1]), RunPhase("ffn", 3, [F1, F2]), RunPhase("attention", 4, [F2])],
+                          np.arange(2, dtype=np.int32), h)
+            with pytest.raises(RemoteError) as ei:
+                await c.run(server.peer_id, "r", run)
+            assert ei.value.code == "UNKNOWN_SESSION"
+            await c.open_session(server.peer_id, "r")
+            out = await c.run(server.peer_id, "r", run)
+            np.testing.assert_array_equal(out.h, h + 3 + 6 + 4)                 # float32: exact
+            assert len(out.attention_inputs) == 2
+            np.testing.assert_array_equal(out.attention_inputs[1], (h + 9).astype(np.float16).astype(np.float32))
+            bad = RunCall([RunPhase("ffn", 1, ["3" * 64])], run.positions, h)
+            with pytest.raises(RemoteError) as ei:
+                await c.run(server.peer_id, "r", bad)
+            assert ei.value.code == "UNKNOWN_SHARD"
+            out = await c.run(server.peer_id, "r", RunCall(run.phases, run.positions, h, attention_inputs=False))
+            assert out.attention_inputs == []                                    # the stream still serves
+            await c.aclose()
+
+
 async def test_dead_peer_is_peer_unavailable() -> None:
     with trio.fail_after(30):
         async with open_host() as client_host:

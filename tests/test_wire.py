@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from libp2pia.errors import ProtocolError
-from libp2pia.limits import MAX_ANNOUNCE_BYTES, MAX_LOGITS_TOP_K, MAX_VARINT_PREFIX_BYTES
+from libp2pia.limits import MAX_ANNOUNCE_BYTES, MAX_LOGITS_TOP_K, MAX_RUN_PHASES, MAX_VARINT_PREFIX_BYTES
 from libp2pia.wire import libp2pia_pb2 as pb
 from libp2pia.wire.announce import Announcement, decode_announcement, encode_announcement
 from libp2pia.wire.compute import (
-    ERROR_CODES, WireCall, WireResult, decode_request, decode_response, encode_ack, encode_error, encode_request,
-    encode_results,
+    ERROR_CODES, WireCall, WirePhase, WireResult, WireRun, WireRunResult, decode_request, decode_response, encode_ack,
+    encode_error, encode_request, encode_results, encode_run_result,
 )
 from libp2pia.wire.fragment import (
     FragmentChunk, FragmentRequest, decode_fragment_chunk, decode_fragment_request, encode_fragment_chunk,
@@ -29,7 +29,7 @@ from libp2pia.wire.fragment import (
 )
 from libp2pia.wire.framing import FrameDecoder, decode_varint, encode_frame, encode_varint
 from libp2pia.wire.manifest import canonical_json, decode_manifest_record, encode_manifest_record, manifest_model_id
-from libp2pia.wire.tensor import decode_tensor, encode_tensor
+from libp2pia.wire.tensor import decode_tensor, encode_tensor, wire_round
 
 DECODERS = [
     decode_request, decode_response, decode_announcement, decode_fragment_request, decode_fragment_chunk,
@@ -120,6 +120,15 @@ def test_tensor_float16_and_bfloat16_round(a: np.ndarray) -> None:
     np.testing.assert_array_equal(h, a.astype(np.float16).astype(np.float32))
     b = decode_tensor(encode_tensor(a, "bfloat16"))
     np.testing.assert_allclose(b, a, rtol=2**-8, atol=2**-126)  # atol: bf16 subnormals
+
+
+@given(hnp.arrays(np.float32, hnp.array_shapes(max_dims=2, max_side=8),
+                  elements=st.floats(-1e6, 1e6, width=32) | st.just(np.inf) | st.just(np.nan)),
+       st.sampled_from(["float32", "float16", "bfloat16"]))
+def test_wire_round_is_an_encode_decode_round_trip(a: np.ndarray, dtype: str) -> None:
+    """What a run computes with in place of a tensor that did not travel: the bytes that would have."""
+    np.testing.assert_array_equal(wire_round(a, dtype), decode_tensor(encode_tensor(a, dtype)))
+    np.testing.assert_array_equal(wire_round(wire_round(a, dtype), dtype), wire_round(a, dtype))   # idempotent
 
 
 def test_bfloat16_rounds_to_nearest_even_and_keeps_nan() -> None:
@@ -255,6 +264,79 @@ def test_candidate_embeddings_rejected_where_they_mean_nothing() -> None:
             decode_response(bad.SerializeToString())
 
 
+phases = st.builds(WirePhase, st.sampled_from(["attention", "ffn"]), st.integers(0, 200),
+                   st.lists(hex_ids, min_size=1, max_size=3))
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> WireRun:
+    n = draw(st.integers(1, 4))
+    h = draw(hnp.arrays(np.float32, (n, draw(st.integers(1, 8))), elements=finite32))
+    return WireRun(draw(st.lists(phases, min_size=1, max_size=5)),
+                   np.asarray(draw(st.lists(st.integers(0, 2**31 - 1), min_size=n, max_size=n)), np.int32),
+                   h, draw(st.booleans()))
+
+
+@given(st.integers(0, 2**64 - 1), session_ids, runs(), st.sampled_from(["float32", "float16", "bfloat16"]))
+def test_run_request_round_trip(req_id: int, sid: str, run: WireRun, dtype: str) -> None:
+    req = decode_request(encode_request(req_id, sid, "run", run=run, activation_dtype=dtype))
+    assert (req.id, req.session_id, req.op, req.result_dtype, req.calls) == (req_id, sid, "run", dtype, [])
+    assert req.run is not None and req.run.phases == run.phases
+    np.testing.assert_array_equal(req.run.positions, run.positions)
+    np.testing.assert_array_equal(req.run.h, run.h)          # the residual stream travels in float32
+    assert req.run.attention_inputs == run.attention_inputs
+
+
+@given(st.integers(0, 2**64 - 1), hnp.arrays(np.float32, (2, 5), elements=finite32), st.integers(0, 4),
+       st.sampled_from(["float32", "float16", "bfloat16"]))
+def test_run_result_round_trip(req_id: int, h: np.ndarray, n_inputs: int, dtype: str) -> None:
+    inputs = [wire_round(h * (i + 1), dtype) for i in range(n_inputs)]      # rounded inside the run already
+    resp = decode_response(encode_run_result(req_id, WireRunResult(h, inputs), dtype))
+    assert resp.op == "run" and resp.id == req_id and resp.run is not None
+    np.testing.assert_array_equal(resp.run.h, h)
+    assert len(resp.run.attention_inputs) == n_inputs
+    for a, b in zip(resp.run.attention_inputs, inputs):
+        np.testing.assert_array_equal(a, b)                                # exact: no second rounding
+
+
+def test_run_messages_rejected_where_malformed() -> None:
+    good = WireRun([WirePhase("attention", 0, ["a" * 64])], np.arange(2, dtype=np.int32), np.ones((2, 4), np.float32))
+    assert decode_request(encode_request(1, "s", "run", run=good)).op == "run"
+    with pytest.raises(ProtocolError, match="needs its run"):
+        encode_request(1, "s", "run")
+    with pytest.raises(ProtocolError, match="cannot hold"):
+        encode_request(1, "s", "run", run=WireRun([WirePhase("logits", 0, ["a" * 64])], good.positions, good.h))
+
+    def mutated(edit) -> bytes:  # type: ignore[no-untyped-def]
+        msg = pb.Request.FromString(encode_request(1, "s", "run", run=good))
+        edit(msg.run)
+        return msg.SerializeToString()
+
+    cases = {
+        "without phases": lambda r: r.ClearField("phases"),
+        "only attention and ffn": lambda r: setattr(r.phases[0], "kind", pb.ShardCall.EMBED),
+        "without fragments": lambda r: r.phases[0].ClearField("fragment_ids"),
+        "residual stream of shape": lambda r: r.positions.append(7),
+        "without its residual stream": lambda r: r.ClearField("h"),
+        "not a float dtype": lambda r: setattr(r, "activation_dtype", pb.Tensor.INT32),
+        "lowercase hex": lambda r: r.phases[0].fragment_ids.append("XYZ"),
+        "phases in one run": lambda r: r.phases.extend([r.phases[0]] * MAX_RUN_PHASES),
+        "negative token position": lambda r: r.positions.__setitem__(0, -1),
+    }
+    for match, edit in cases.items():
+        with pytest.raises(ProtocolError, match=match):
+            decode_request(mutated(edit))
+    # answers: attention inputs must have h's shape; h must be [n, d]
+    bad = pb.Response(id=1)
+    bad.run.h.CopyFrom(encode_tensor(np.ones((2, 4), np.float32), "float32"))
+    bad.run.attention_inputs.add().CopyFrom(encode_tensor(np.ones((2, 3), np.float32)))
+    with pytest.raises(ProtocolError, match="attention inputs of shapes"):
+        decode_response(bad.SerializeToString())
+    bad.run.h.CopyFrom(encode_tensor(np.ones(4, np.float32), "float32"))
+    with pytest.raises(ProtocolError, match="wants"):
+        decode_response(bad.SerializeToString())
+
+
 @given(st.sampled_from(sorted(ERROR_CODES)), st.text(max_size=50), hex_ids)
 def test_error_round_trip(code: str, text: str, fid: str) -> None:
     r = decode_response(encode_error(9, code, text, fid))
@@ -349,6 +431,8 @@ def test_decoders_only_raise_protocol_error(decode, blob: bytes) -> None:
 @pytest.mark.parametrize("decode,sample", [
     (decode_request, encode_request(3, "sess", "compute", [WireCall("b" * 64, "attention", 2, np.arange(3, dtype=np.int32), np.ones((3, 8), np.float32), None)])),
     (decode_response, encode_results(3, [("b" * 64, np.ones((3, 8), np.float32))], "float16")),
+    (decode_request, encode_request(4, "sess", "run", run=WireRun([WirePhase("attention", 1, ["c" * 64]), WirePhase("ffn", 1, ["d" * 64])], np.arange(2, dtype=np.int32), np.ones((2, 8), np.float32)))),
+    (decode_response, encode_run_result(4, WireRunResult(np.ones((2, 8), np.float32), [np.ones((2, 8), np.float32)]), "float16")),
     (decode_announcement, encode_announcement(Announcement("peer", "c" * 64, 5, ["/ip4/1.2.3.4/tcp/1"], ["d" * 64]))),
     (decode_fragment_chunk, encode_fragment_chunk(FragmentChunk("e" * 64, 0, 10, b"0123456789", True))),
     (decode_manifest_record, encode_manifest_record(_manifest({}))),
