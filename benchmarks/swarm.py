@@ -1,12 +1,16 @@
 """Per-token latency through a local swarm (1, 2, 4, 8, 16 workers) beside the local engine, same run.
 
-    python benchmarks/swarm.py [--workers 1 2 4 8 16] [-n 12] [--json PATH]
+    python benchmarks/swarm.py [--workers 1 2 4 8 16] [-n 12] [--phase-by-phase] [--json PATH]
+
+``--phase-by-phase`` turns runs off (every layer's two phases go out on their own, as before runs).
 
 | column            | what is measured                                                              |
 |-------------------|-------------------------------------------------------------------------------|
 | ms/token          | decode steps only (the prompt pass excluded), median-free: total / steps      |
 | × local           | ratio to the local engine's ms/token on the same fragments                    |
 | KiB/token, msg/tok| compute-protocol bytes (both ways) and requests per decode step               |
+| phases/token      | sequential network phases per decode step (a run of layers on one worker is one) |
+| runs/token        | of those, runs: consecutive layers computed by one worker in one request       |
 | rtt ms            | median round trip of an empty request on a reused stream to the workers       |
 | floor ms          | local compute + phases per token × rtt (the design's lower bound)             |
 | goal ms           | local compute + 2 × layers × rtt × 1.5 (issue 5's goal)                       |
@@ -70,9 +74,9 @@ async def rtt_ms(client: NetworkClient, peers: list[str], k: int = 20) -> float:
     return 1e3 * statistics.median(samples)
 
 
-async def swarm_run(swarm: LocalSwarm, n: int, tmp: Path, wire_dtype: str) -> dict:
+async def swarm_run(swarm: LocalSwarm, n: int, tmp: Path, wire_dtype: str, runs: bool = True) -> dict:
     cfg = ClientConfig(swarm.bootstrap_addrs, swarm.model_id, data_dir=tmp, wire_dtype=wire_dtype,
-                       discovery_deadline=300)
+                       discovery_deadline=300, runs=runs)
     async with NetworkClient.connect(cfg) as client:
         rpc, stats = client.backend.rpc, client.backend.stats
         ids = client.encode(PROMPT)
@@ -81,7 +85,7 @@ async def swarm_run(swarm: LocalSwarm, n: int, tmp: Path, wire_dtype: str) -> di
         async for tok in client.stream(ids, n):
             if not mark:   # the first token ends the prompt pass: count decode steps from here
                 mark = {"t": time.perf_counter(), "bytes": rpc.bytes_sent + rpc.bytes_received,
-                        "req": rpc.requests, "phases": stats.phases, "in_calls": stats.seconds}
+                        "req": rpc.requests, "phases": stats.phases, "in_calls": stats.seconds, "runs": stats.runs}
             tokens.append(tok.id)
         t1 = time.perf_counter()
         steps = len(tokens) - 1
@@ -91,6 +95,7 @@ async def swarm_run(swarm: LocalSwarm, n: int, tmp: Path, wire_dtype: str) -> di
                "kib_per_token": (rpc.bytes_sent + rpc.bytes_received - mark["bytes"]) / 1024 / steps,
                "messages_per_token": (rpc.requests - mark["req"]) / steps,
                "phases_per_token": (stats.phases - mark["phases"]) / steps, "peers": len(peers),
+               "runs_per_token": (stats.runs - mark["runs"]) / steps,
                "in_calls_ms": 1e3 * (stats.seconds - mark["in_calls"]) / steps}
         out["rtt_ms"] = await rtt_ms(client, peers)
         return out
@@ -102,6 +107,8 @@ def main() -> int:
     p.add_argument("-n", type=int, default=12, help="tokens per run (default 12)")
     p.add_argument("--wire-dtype", default="float16", choices=("float32", "float16"),
                    help="activations on the wire (default float16, the client default)")
+    p.add_argument("--phase-by-phase", action="store_true",
+                   help="no runs: every layer's two phases go out on their own")
     p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "swarm.json")
     args = p.parse_args()
     silence_libp2p()
@@ -117,7 +124,8 @@ def main() -> int:
             try:
                 with LocalSwarm(frags, w, 1, work_dir=Path(tmp), relay=False) as swarm:
                     start = time.perf_counter() - t0
-                    r = trio.run(swarm_run, swarm, args.n, Path(tmp) / "client", args.wire_dtype)
+                    r = trio.run(swarm_run, swarm, args.n, Path(tmp) / "client", args.wire_dtype,
+                                 not args.phase_by_phase)
             except Exception as exc:  # noqa: BLE001 - one failed size must not lose the others' rows
                 leaf = exc
                 while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
@@ -134,15 +142,17 @@ def main() -> int:
         rows.append(r)
         print(f"  {w:2d} workers: {r['ms_per_token']:.1f} ms/token (start-up {start:.0f} s)", flush=True)
 
-    print(f"\nGemma 3 270M Q4_K_M, greedy, {args.n} tokens, wire {args.wire_dtype}; local engine "
+    print(f"\nGemma 3 270M Q4_K_M, greedy, {args.n} tokens, wire {args.wire_dtype}, "
+          f"{'phase by phase' if args.phase_by_phase else 'runs on'}; local engine "
           f"{local['ms_per_token']:.1f} ms/token (1 numba thread: {local['ms_per_token_1_thread']:.1f}); "
           f"× local, floor and goal use the faster of the two\n")
-    print("| workers | peers used | ms/token | × local | KiB/token | msg/token | phases/token | rtt ms "
+    print("| workers | peers used | ms/token | × local | KiB/token | msg/token | phases/token | runs/token | rtt ms "
           "| floor ms | goal ms | goal met | same tokens |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|")
     for r in rows:
         print(f"| {r['workers']} | {r['peers']} | {r['ms_per_token']:.1f} | {r['ratio']:.2f} | "
               f"{r['kib_per_token']:.1f} | {r['messages_per_token']:.1f} | {r['phases_per_token']:.0f} | "
+              f"{r['runs_per_token']:.0f} | "
               f"{r['rtt_ms']:.2f} | {r['floor_ms']:.1f} | {r['goal_ms']:.1f} | {'yes' if r['goal_met'] else 'no'} | "
               f"{'yes' if r['same_tokens'] else 'NO'} |")
     print("\nwhere the time goes (ms/token): client side (norms, sums, sampling, decode) | inside the "
@@ -153,8 +163,8 @@ def main() -> int:
         print(f"  {r['workers']:2d} workers: {client:7.1f} | {r['in_calls_ms']:7.1f} | {floor:7.1f}")
     print("(workers compute in parallel processes, so a swarm can beat the single local process on this box)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"local": local, "rows": rows, "failed": failed, "n": args.n, "wire_dtype": args.wire_dtype},
-                                    indent=1))
+    args.json.write_text(json.dumps({"local": local, "rows": rows, "failed": failed, "n": args.n, "wire_dtype": args.wire_dtype,
+                                     "runs": not args.phase_by_phase}, indent=1))
     print(f"\nJSON: {args.json}")
     return 0
 

@@ -167,40 +167,52 @@ class Engine:
         Where the backend says one holder serves several consecutive dense phases, they go as one run
         (the holder does the same arithmetic), and the attention inputs it returns join the history."""
         phases, res = self.phases, self.residual
-        span = getattr(self.backend, "span", None)
-        i, rounds = 0, 0
+        i, replans = 0, 0
         while i < len(phases):
-            kind, il, frags = phases[i]
-            k = 1
-            if span is not None and len(pos) <= RUN_MAX_ROWS:
-                until = self.chainable_until[i]
-                k = max(1, min(span(s.id, [p[2] for p in phases[i:until]]), until - i)) if frags else 1
+            k = self._span(s, i, len(pos))
             if k > 1:
-                call = RunCall([RunPhase(kd, l, list(fs)) for kd, l, fs in phases[i:i + k]], pos, h, self.keep_history)
-                out = await self.backend.run(s.id, call)
-                if out is None:                  # its holder failed and was replaced: plan again
-                    rounds += 1
-                    if rounds > RUN_REPLANS:
-                        raise SessionError(f"session {s.id}: runs kept failing over ({rounds} times in one step)")
+                after = await self._run(s, phases[i:i + k], pos, h)
+                if after is None:                # its holder failed and was replaced: plan again
+                    replans += 1
+                    if replans > RUN_REPLANS:
+                        raise SessionError(f"session {s.id}: runs kept failing over ({replans} times in one step)")
                     continue
-                attn = [l for kd, l, _ in phases[i:i + k] if kd == "attention"]
-                if self.keep_history and len(out.attention_inputs) != len(attn):
-                    raise ModelError(f"a run of {len(attn)} attention phases returned {len(out.attention_inputs)} inputs")
-                for l, x in zip(attn, out.attention_inputs if self.keep_history else ()):
-                    s.attn_inputs[l].append(x)
-                h = out.h
-                i += k
+                h, i = after, i + k
                 continue
+            kind, il, frags = phases[i]
             x = res.phase_input(kind, il, h)                                             # (n, n_embd)
             if kind == "attention" and self.keep_history:
                 s.attn_inputs[il].append(x)
             if frags:
-                out_y = await self._phase(s, kind, il, frags, pos, x)                    # (n, n_embd)
+                out = await self._phase(s, kind, il, frags, pos, x)                      # (n, n_embd)
             else:                                                                        # MoE FFN phase
-                out_y = await self._moe(s, il, pos, x)
-            h = res.add(kind, il, h, out_y)
+                out = await self._moe(s, il, pos, x)
+            h = res.add(kind, il, h, out)
             i += 1
         return h
+
+    def _span(self, s: Session, i: int, rows: int) -> int:
+        """How many phases from phases[i] on go in one run (1: phase i alone)."""
+        span = getattr(self.backend, "span", None)
+        until = self.chainable_until[i]
+        if span is None or rows > RUN_MAX_ROWS or until - i < 2:
+            return 1
+        return max(1, min(span(s.id, [frags for _, _, frags in self.phases[i:until]]), until - i))
+
+    async def _run(self, s: Session, phases: list[tuple[str, int, list[str]]], pos: np.ndarray,
+                   h: np.ndarray) -> np.ndarray | None:
+        """One run; h after it (None: re-plan). Its attention inputs are appended to the history."""
+        call = RunCall([RunPhase(kind, il, list(frags)) for kind, il, frags in phases], pos, h, self.keep_history)
+        out = await self.backend.run(s.id, call)
+        if out is None:
+            return None
+        layers = [il for kind, il, _ in phases if kind == "attention"]
+        if out.h.shape != h.shape or (self.keep_history and len(out.attention_inputs) != len(layers)):
+            raise ModelError(f"a run of {len(phases)} phases returned h {list(out.h.shape)} for {list(h.shape)} "
+                             f"and {len(out.attention_inputs)} attention inputs for {len(layers)}")
+        for il, x in zip(layers, out.attention_inputs if self.keep_history else ()):
+            s.attn_inputs[il].append(x)
+        return out.h
 
     async def _phase(self, s: Session, kind: str, layer: int, frags: list[str], pos: np.ndarray,
                      x: np.ndarray) -> np.ndarray:

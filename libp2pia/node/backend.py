@@ -134,6 +134,7 @@ class NetworkBackend:
     wire_dtype: str = "float32"
     table: PeerTable | None = None                  # heartbeat view: announced holders, suspect/dead peers
     order: list[str] = field(default_factory=list)  # dense layers' fragments in phase order (ModelLayout.run_order)
+    runs: bool = True                               # False: every phase on its own (span is always 1)
     stats: BackendStats = field(default_factory=BackendStats)
     sessions: dict[str, _Session] = field(default_factory=dict)
 
@@ -237,7 +238,7 @@ class NetworkBackend:
     def span(self, session_id: str, phases: Sequence[Sequence[str]]) -> int:
         """How many leading phases have every fragment pinned to one and the same peer (at least 1)."""
         s = self.sessions.get(session_id)
-        if s is None:
+        if s is None or not self.runs:
             return 1
         peer, n = None, 0
         for frags in phases:

@@ -76,6 +76,7 @@ class ClientConfig:
     heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD_S
     relays: Sequence[str] = ()            # relay multiaddrs: peers behind NATs are reached through them
     hole_punch: bool = True               # DCUtR (False keeps relayed links relayed: benchmarks)
+    runs: bool = True                     # consecutive layers held by one worker go in one request
 
 
 @dataclass
@@ -235,8 +236,8 @@ class NetworkClient:
                 fresh = await find_providers(dht, [fid], REDISCOVER_TIMEOUT_S, net.peer_id.to_base58(), table)
                 return fresh.get(fid, [])
 
-            backend = FailoverBackend(rpc, providers, cfg.wire_dtype, table, order=layout.run_order(), reach=reach,
-                                      rediscover=rediscover)
+            backend = FailoverBackend(rpc, providers, cfg.wire_dtype, table, order=layout.run_order(), runs=cfg.runs,
+                                      reach=reach, rediscover=rediscover)
             try:
                 yield cls(net, dht, manifest, tokenizer, layout, backend)
             finally:
