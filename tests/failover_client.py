@@ -3,7 +3,7 @@
     python tests/failover_client.py --bootstrap ADDR --model ID --prompt TEXT -n 50 [--relay ADDR] [--runs 2]
 
 Joins once, then generates ``--runs`` greedy answers in fresh sessions. Prints JSON lines on stdout:
-``{"event": "joined", ...}``, one ``{"event": "token", "run": r, "i": i, "id": tok, "t": time}`` per token
+``{"event": "joined", ...}``, ``{"event": "session", ...}`` (the peers used, and those serving attention), one ``{"event": "token", "run": r, "i": i, "id": tok, "t": time}`` per token
 (the parent kills workers when it sees token k of the last run), ``{"event": "run", ...}`` per answer
 (tokens, failover events, connection kinds per peer) and ``{"event": "done"}``. An error is one line
 ``{"event": "error", "type": ..., "message": ...}`` and exit code 1.
@@ -51,7 +51,10 @@ async def main(args: argparse.Namespace) -> None:
                 toks.append(tok.id)
                 times.append(time.monotonic())
                 if len(toks) == 1:                  # the peers this session's fragments are pinned to
-                    emit(event="session", run=run, used=client.last.peers)
+                    [sess] = client.backend.sessions.values()
+                    attention = sorted({sess.pinned[f] for fs in client.layout.attention for f in fs
+                                        if f in sess.pinned})
+                    emit(event="session", run=run, used=client.last.peers, attention=attention)
                 emit(event="token", run=run, i=len(toks) - 1, id=tok.id, t=times[-1])
             reach = getattr(client.backend.reach, "how", {})
             emit(event="run", run=run, tokens=toks, times=times, seconds=time.monotonic() - t0,

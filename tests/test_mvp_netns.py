@@ -43,12 +43,13 @@ def _step(times: list[float]) -> float:
     return gaps[len(gaps) // 2]
 
 
-def safe_kill_pair(plan: list[list[str]], core: set[str], used: set[int]) -> tuple[int, int]:
-    """Two workers the session uses (a NAT'd and a public one if possible) whose loss leaves a replica
-    of every fragment."""
+def safe_kill_pair(plan: list[list[str]], core: set[str], used: set[int], attention: set[int]) -> tuple[int, int]:
+    """Two workers the session uses (a NAT'd and a public one if possible, one of them serving attention
+    shards so that a KV cache must be replayed) whose loss leaves a replica of every fragment."""
     held = [set(p) - core for p in plan]
     pairs = [(a, b) for a, b in itertools.product((0, 1), (2, 3))]
     pairs += [p for p in itertools.combinations(range(4), 2) if p not in pairs]
+    pairs.sort(key=lambda p: not (set(p) & attention))     # stable: the NAT'd/public order is kept
     for a, b in pairs:
         if a in used and b in used and not held[a] & held[b]:
             return a, b
@@ -101,7 +102,8 @@ def test_mvp_50_tokens_through_nats_survive_two_kills(gemma_path: Path, tmp_path
                                          + "\n".join(procs.tail(f"worker-{i}", 5) for i in range(4)))
                 if ev["event"] == "session" and ev["run"] == 1:
                     ids_ = [w["peer_id"] for w in workers]
-                    kill = safe_kill_pair(plan, core, {ids_.index(p) for p in ev["used"] if p in ids_})
+                    kill = safe_kill_pair(plan, core, {ids_.index(p) for p in ev["used"] if p in ids_},
+                                          {ids_.index(p) for p in ev["attention"] if p in ids_})
                 elif ev["event"] == "token" and ev["run"] == 1 and ev["i"] in KILL_AT:
                     victim = f"worker-{kill[KILL_AT.index(ev['i'])]}"
                     procs.kill(victim)
