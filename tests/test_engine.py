@@ -22,12 +22,8 @@ from libp2pia.engine.runner import LocalRunner
 from libp2pia.errors import ModelError, SessionError
 from libp2pia.limits import MAX_LOGITS_TOP_K
 from libp2pia.model.sampling import SamplingParams, candidates_needed
+from engine_fixtures import DENSE, MOE, PROMPT, SMALL
 
-GOLDEN = Path(__file__).parent / "golden" / "models"
-DENSE = GOLDEN / "dense-q4_k_m.gguf"
-MOE = GOLDEN / "moe-q4_k_m.gguf"
-SMALL = 128 * 1024
-PROMPT = [1, 451, 567, 339, 472, 562, 453, 451, 420, 338]
 
 
 class RecordingBackend(InProcessBackend):

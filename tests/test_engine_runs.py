@@ -17,12 +17,8 @@ from libp2pia.engine.local import execute_run
 from libp2pia.errors import ModelError
 from libp2pia.model.residual import Residual
 from libp2pia.wire.tensor import wire_round
+from engine_fixtures import DENSE, MOE, PROMPT, SMALL
 
-GOLDEN = Path(__file__).parent / "golden" / "models"
-DENSE = GOLDEN / "dense-q4_k_m.gguf"
-MOE = GOLDEN / "moe-q4_k_m.gguf"
-SMALL = 128 * 1024
-PROMPT = [1, 451, 567, 339, 472, 562, 453, 451, 420, 338]
 
 
 class WireLikeBackend(InProcessBackend):

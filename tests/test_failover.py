@@ -61,6 +61,7 @@ async def test_killing_the_attention_holder_mid_session_keeps_the_tokens(
         async with NetworkClient.connect(cfg) as client:
             got: list[int] = []
             killed_at = None
+            runs_at_kill = 0
             async for tok in client.stream(ids, N_TOKENS):
                 got.append(tok.id)
                 if len(got) == KILL_AFTER:

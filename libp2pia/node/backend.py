@@ -251,6 +251,10 @@ class NetworkBackend:
 
     async def run(self, session_id: str, run: RunCall) -> RunResult | None:
         """The run's phases in one message to the peer they are pinned to (``span`` chose them)."""
+        return await self.send_run(session_id, self.run_peer(session_id, run), run)
+
+    def run_peer(self, session_id: str, run: RunCall) -> str:
+        """The peer a run goes to: the one its first fragment is pinned to."""
         s = self.sessions.get(session_id)
         if s is None:
             raise SessionError(f"session {session_id} was not opened on the network backend")
@@ -258,6 +262,9 @@ class NetworkBackend:
         peer = s.pinned.get(first)
         if peer is None:
             raise MissingFragment(first, "no reachable peer holds it")
+        return peer
+
+    async def send_run(self, session_id: str, peer: str, run: RunCall) -> RunResult:
         t0 = time.perf_counter()
         r = await self.rpc.run(peer, session_id, run, activation_dtype=self.wire_dtype)
         self.count_run(run, time.perf_counter() - t0)

@@ -196,13 +196,10 @@ class FailoverBackend(NetworkBackend):
 
     async def run(self, session_id: str, run: RunCall) -> RunResult | None:
         """NetworkBackend.run; if the peer fails it is marked down and None tells the engine to re-plan."""
-        s = self.sessions.get(session_id)
-        peer = s.pinned.get(run.phases[0].fragment_ids[0]) if s is not None else None
+        peer = self.run_peer(session_id, run)
         try:
-            return await super().run(session_id, run)
+            return await self.send_run(session_id, peer, run)
         except NetworkError as exc:
-            if peer is None:
-                raise
             ev = self.mark_down(peer, f"{type(exc).__name__}: {exc}")
             ev.seconds = time.monotonic() - ev.at
             return None
